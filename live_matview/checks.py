@@ -1,0 +1,255 @@
+"""System checks: catch mistakes in view declarations and settings at start-up.
+
+Ids are stable (``live_matview.E0xx``); each message names the model or setting at fault
+and each hint says the fix.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.db import router
+from django.db.models import UniqueConstraint
+
+from . import conf
+from .definition import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
+from .exceptions import DependencyCycleError, ViewDefinitionError
+from .registry import DependencyGraph, resolve_model, view_models
+
+POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
+
+
+@register(Tags.database, Tags.compatibility, deploy=False)
+def check_database_engines(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from .models import MaterializedViewRefreshLog
+
+    errors: list[CheckMessage] = []
+    models = [MaterializedViewRefreshLog, *view_models()]
+    for alias, config in settings.DATABASES.items():
+        engine = config.get("ENGINE", "")
+        if engine in POSTGRES_ENGINES or engine.startswith("django.db.backends.postgresql"):
+            continue
+        if any(router.allow_migrate_model(alias, model) for model in models):
+            errors.append(
+                Error(
+                    f"Database {alias!r} uses {engine or 'no ENGINE'}, but live_matview "
+                    "needs PostgreSQL.",
+                    hint="Use django.db.backends.postgresql for this database, or route "
+                    "live_matview and the view models away from it with a database router.",
+                    id="live_matview.E001",
+                )
+            )
+    return errors
+
+
+@register(Tags.models)
+def check_view_models(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    models = view_models()
+    wanted = None if app_configs is None else {config.label for config in app_configs}
+    for model in models:
+        if wanted is not None and model._meta.app_label not in wanted:
+            continue
+        errors.extend(_check_model(model))
+    errors.extend(_check_cycles(models))
+    return errors
+
+
+@register(Tags.models)
+def check_capture(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for setting, value, allowed in (
+        ("LIVE_MATVIEW_CAPTURE", conf.capture(), conf.CAPTURE_MODES),
+        ("LIVE_MATVIEW_REFRESH_MODE", conf.refresh_mode(), conf.REFRESH_MODES),
+        ("LIVE_MATVIEW_ASYNC", conf.async_backend(), conf.ASYNC_BACKENDS),
+    ):
+        if value not in allowed:
+            errors.append(
+                Error(
+                    f"{setting} is {value!r}.",
+                    hint=f"Set it to one of: {', '.join(map(repr, allowed))}.",
+                    id="live_matview.E011",
+                )
+            )
+    needs_triggers = conf.capture() == "triggers" and any(
+        model.refresh_on for model in view_models()
+    )
+    if needs_triggers and not apps.is_installed("pgtrigger"):
+        errors.append(
+            Error(
+                "LIVE_MATVIEW_CAPTURE is 'triggers' but django-pgtrigger is not installed.",
+                hint="Add 'pgtrigger' to INSTALLED_APPS, or set LIVE_MATVIEW_CAPTURE = 'signals'.",
+                id="live_matview.E009",
+            )
+        )
+    return errors
+
+
+def _check_model(model: Any) -> list[CheckMessage]:
+    label = model._meta.label
+    errors: list[CheckMessage] = []
+    if model._meta.managed:
+        errors.append(
+            Error(
+                f"{label} sets Meta.managed = True, so Django's migrations would make it a table.",
+                hint="Remove managed = True from its Meta (views are unmanaged by default).",
+                obj=model,
+                id="live_matview.E007",
+            )
+        )
+    errors.extend(_check_query(model))
+    errors.extend(_check_refresh_on(model))
+    if model.refresh_mode is not None and model.refresh_mode not in conf.REFRESH_MODES:
+        errors.append(
+            Error(
+                f"{label}.refresh_mode is {model.refresh_mode!r}.",
+                hint=f"Use one of {', '.join(map(repr, conf.REFRESH_MODES))}, or None.",
+                obj=model,
+                id="live_matview.E012",
+            )
+        )
+    if model.refresh_concurrently is True and not _declares_unique_index(model):
+        errors.append(
+            Error(
+                f"{label}.refresh_concurrently is True, but the view declares no unique index, "
+                "which REFRESH ... CONCURRENTLY needs.",
+                hint="Set create_pkey_index = True or add a UniqueConstraint on its columns "
+                "to Meta.constraints.",
+                obj=model,
+                id="live_matview.E010",
+            )
+        )
+    return errors
+
+
+def _check_query(model: Any) -> list[CheckMessage]:
+    label = model._meta.label
+    if not queryset_method_is_static(model):
+        return [
+            Error(
+                f"{label}.get_query_from_queryset is a plain method; it is called on the class.",
+                hint="Decorate it with @staticmethod or @classmethod.",
+                obj=model,
+                id="live_matview.E005",
+            )
+        ]
+    try:
+        queryset = get_queryset(model)
+    except ViewDefinitionError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Return a QuerySet (for example Model.objects.values(...)), or None to "
+                "use a SQL file.",
+                obj=model,
+                id="live_matview.E006",
+            )
+        ]
+    except Exception as exc:  # noqa: BLE001  (user code: any failure is reported, not raised)
+        return [
+            Error(
+                f"{label}.get_query_from_queryset() raised {type(exc).__name__}: {exc}",
+                hint="Fix the method so that it returns a QuerySet.",
+                obj=model,
+                id="live_matview.E006",
+            )
+        ]
+    if queryset is None and sql_file_path(model) is None:
+        return [
+            Error(
+                f"{label} has no query: get_query_from_queryset() returns None and its SQL "
+                f"file {sql_file_candidates(model)[0]} does not exist.",
+                hint="Create that file with the view's SELECT, or return a QuerySet from "
+                "get_query_from_queryset().",
+                obj=model,
+                id="live_matview.E004",
+            )
+        ]
+    return []
+
+
+def _check_refresh_on(model: Any) -> list[CheckMessage]:
+    from .base_model import MaterializedViewModel
+
+    label = model._meta.label
+    refresh_on = model.refresh_on
+    if refresh_on == "auto":
+        return []
+    if isinstance(refresh_on, str) or not isinstance(refresh_on, Iterable):
+        return [
+            Error(
+                f"{label}.refresh_on is {refresh_on!r}.",
+                hint='Use a list of models or "app_label.Model" strings, or "auto".',
+                obj=model,
+                id="live_matview.E002",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for entry in refresh_on:
+        source = resolve_model(entry)
+        if source is None:
+            errors.append(
+                Error(
+                    f"{label}.refresh_on entry {entry!r} is not an installed model.",
+                    hint='Give a model class or an "app_label.Model" string of an installed app.',
+                    obj=model,
+                    id="live_matview.E002",
+                )
+            )
+        elif (
+            conf.capture() == "triggers"
+            and not issubclass(source, MaterializedViewModel)
+            and _is_third_party(source)
+        ):
+            errors.append(
+                Error(
+                    f"{label}.refresh_on names {source._meta.label}, whose app "
+                    f"({source._meta.app_label}) is installed as a package: its capture "
+                    "trigger would need a migration written inside that package.",
+                    hint=f"Declare a proxy model of {source._meta.label} in one of your apps "
+                    "(class Meta: proxy = True) and list the proxy in refresh_on.",
+                    obj=model,
+                    id="live_matview.E008",
+                )
+            )
+    return errors
+
+
+def _check_cycles(models: list[Any]) -> list[CheckMessage]:
+    try:
+        DependencyGraph.from_querysets(models).order()
+    except DependencyCycleError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="A view cannot read itself through other views; remove one read.",
+                id="live_matview.E003",
+            )
+        ]
+    except ViewDefinitionError:
+        return []  # reported per model by E005/E006
+    return []
+
+
+def _declares_unique_index(model: Any) -> bool:
+    return bool(model.create_pkey_index) or any(
+        isinstance(constraint, UniqueConstraint)
+        and constraint.fields
+        and constraint.condition is None
+        for constraint in model._meta.constraints
+    )
+
+
+def _is_third_party(model: Any) -> bool:
+    """Whether the model's app lives in an installed package, whose migrations are not yours."""
+    app_path = Path(model._meta.app_config.path).resolve()
+    roots = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    return any(app_path.is_relative_to(Path(root).resolve()) for root in roots)

@@ -1,0 +1,38 @@
+"""One function per ``LIVE_MATVIEW_*`` setting, read at call time so ``override_settings`` works.
+
+Each default is written here once; docs/settings.md describes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+CAPTURE_MODES = ("triggers", "signals")
+REFRESH_MODES = ("on_commit", "async", "manual")
+ASYNC_BACKENDS = ("thread", "celery")
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, f"LIVE_MATVIEW_{name}", default)
+
+
+def capture() -> str:
+    """How writes are noticed: ``"triggers"`` (every client) or ``"signals"`` (Django only)."""
+    return str(_get("CAPTURE", "triggers"))
+
+
+def refresh_mode() -> str:
+    """Default ``refresh_mode`` of views that do not set their own."""
+    return str(_get("REFRESH_MODE", "on_commit"))
+
+
+def async_backend() -> str:
+    """Where ``async`` refreshes run: an in-process ``"thread"`` or ``"celery"``."""
+    return str(_get("ASYNC", "thread"))
+
+
+def advisory_lock_namespace() -> int:
+    """First key of the two-int advisory locks this library takes (change it on a clash)."""
+    return int(_get("LOCK_NAMESPACE", 0x4C4D5600))  # "LMV\0"

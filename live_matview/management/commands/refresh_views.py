@@ -1,0 +1,63 @@
+"""Refresh all materialized views, or the named ones, parents before children."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
+
+from ...dependencies import database_graph, managed_models
+from ...exceptions import RefreshError
+from ...models import MaterializedViewRefreshLog
+from ...refresh import refresh_view
+from ...registry import resolve_model
+
+
+class Command(BaseCommand):
+    help = "Refreshes materialized views in dependency order (all of them, or those named)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("views", nargs="*", metavar="app_label.Model")
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--concurrently", action="store_const", const=True, dest="concurrently", default=None
+        )
+        mode.add_argument(
+            "--no-concurrently", action="store_const", const=False, dest="concurrently"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        using = options["database"]
+        available = managed_models(using)
+        selected = available
+        if options["views"]:
+            selected = []
+            for label in options["views"]:
+                model = resolve_model(label)
+                if model not in available:
+                    raise CommandError(
+                        f"{label} is not a materialized view model of database {using!r}; "
+                        f"choose from: {', '.join(m._meta.label for m in available)}."
+                    )
+                selected.append(model)  # type: ignore[arg-type]
+        failures = []
+        for model in database_graph(using).order(selected):
+            try:
+                log = refresh_view(
+                    model,
+                    using=using,
+                    concurrently=options["concurrently"],
+                    trigger=MaterializedViewRefreshLog.Trigger.COMMAND,
+                )
+            except RefreshError as exc:
+                failures.append(model._meta.label)
+                self.stderr.write(f"  {model._meta.label}: FAILED: {exc}")
+                continue
+            if options["verbosity"] >= 1:
+                seconds = log.duration.total_seconds() if log.duration else 0.0
+                mode = "concurrently" if log.concurrently else "plain"
+                self.stdout.write(f"  {model._meta.label}: refreshed ({mode}) in {seconds:.3f}s")
+        if failures:
+            raise CommandError(f"Refresh failed for {', '.join(failures)}.")

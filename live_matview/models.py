@@ -1,0 +1,64 @@
+"""The library's own tables: the refresh log (compatible with django-materialized-view)
+and the record of the views ``migrate_with_views`` manages."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class MaterializedViewRefreshLog(models.Model):
+    """One row per refresh attempt, successful or not.
+
+    ``updated_at``, ``duration``, ``failed`` and ``view_name`` keep the meaning they had in
+    django-materialized-view (``updated_at`` is when the refresh ended).
+    """
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "manual"
+        COMMAND = "command", "refresh_views command"
+        ON_COMMIT = "on_commit", "on commit"
+        ASYNC = "async", "async"
+        WORKER = "worker", "worker"
+        ADMIN = "admin", "admin"
+
+    view_name = models.CharField(max_length=255, db_index=True)
+    database = models.CharField(max_length=100, default="default")
+    started_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    duration = models.DurationField(null=True)
+    failed = models.BooleanField(default=False)
+    concurrently = models.BooleanField(null=True)
+    reason = models.CharField(max_length=255, blank=True, help_text="Why this refresh mode.")
+    trigger = models.CharField(max_length=32, choices=Trigger.choices, default=Trigger.MANUAL)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-updated_at", "-id")
+        get_latest_by = "updated_at"
+        verbose_name = "materialized view refresh"
+
+    def __str__(self) -> str:
+        outcome = "failed" if self.failed else "ok"
+        return f"{self.view_name} at {self.updated_at:%Y-%m-%d %H:%M:%S} ({outcome})"
+
+
+class ManagedView(models.Model):
+    """A materialized view that ``migrate_with_views`` created or adopted.
+
+    Only views recorded here (or by django-materialized-view) are ever dropped, so a
+    view someone made by hand is never touched.
+    """
+
+    view_name = models.CharField(max_length=255, unique=True, help_text="Meta.db_table")
+    app_label = models.CharField(max_length=100)
+    model_name = models.CharField(max_length=100)
+    indexes = models.JSONField(default=list, help_text="Index names this library created.")
+    index_digest = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("view_name",)
+
+    def __str__(self) -> str:
+        return self.view_name
