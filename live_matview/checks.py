@@ -20,12 +20,13 @@ from django.db.models import UniqueConstraint
 from . import conf
 from .definition import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
 from .exceptions import DependencyCycleError, ViewDefinitionError
+from .names import RelationName
 from .registry import DependencyGraph, resolve_model, view_models
 
 POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 
 
-@register(Tags.database, Tags.compatibility, deploy=False)
+@register(Tags.compatibility)
 def check_database_engines(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from .models import MaterializedViewRefreshLog
 
@@ -103,6 +104,18 @@ def _check_model(model: Any) -> list[CheckMessage]:
                 hint="Remove managed = True from its Meta (views are unmanaged by default).",
                 obj=model,
                 id="live_matview.E007",
+            )
+        )
+    try:
+        RelationName.parse(model._meta.db_table)
+    except ValueError as exc:
+        errors.append(
+            Error(
+                f"{label}: {exc}",
+                hint="Write Meta.db_table as a plain name, or quoted like Django expects: "
+                '\'"schema"."name"\'.',
+                obj=model,
+                id="live_matview.E013",
             )
         )
     errors.extend(_check_query(model))
@@ -234,8 +247,8 @@ def _check_cycles(models: list[Any]) -> list[CheckMessage]:
                 id="live_matview.E003",
             )
         ]
-    except ViewDefinitionError:
-        return []  # reported per model by E005/E006
+    except Exception:  # noqa: BLE001  (a broken query is reported per model by E005/E006)
+        return []
     return []
 
 

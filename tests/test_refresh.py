@@ -1,0 +1,166 @@
+"""Explicit refresh: mode choice, the log row, failures, signals and refresh_views."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+
+from live_matview import RefreshError
+from live_matview.models import MaterializedViewRefreshLog
+from live_matview.signals import refresh_failed, view_refreshed
+from tests.helpers import execute
+from tests.testapp.models import (
+    BigSpenders,
+    Customer,
+    CustomerTotals,
+    Item,
+    ItemSales,
+    Order,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def customer():
+    return Customer.objects.create(name="Ada")
+
+
+def test_refresh_makes_the_view_show_the_write(customer):
+    Order.objects.create(customer=customer, amount=70)
+    Order.objects.create(customer=customer, amount=50)
+    assert not CustomerTotals.objects.exists()
+    CustomerTotals.refresh()
+    row = CustomerTotals.objects.get()
+    assert (row.customer_id, row.orders, row.total) == (customer.pk, 2, 120)
+
+
+def test_concurrently_when_a_unique_index_allows_it():
+    log = CustomerTotals.refresh()
+    assert log.concurrently is True
+    assert log.reason == "populated, with a unique index"
+    assert not log.failed
+    assert log.duration is not None
+    assert log.started_at <= log.updated_at
+
+
+def test_plain_without_a_unique_index():
+    log = ItemSales.refresh()
+    assert log.concurrently is False
+    assert log.reason == "no unique index usable by CONCURRENTLY"
+
+
+def test_plain_when_asked():
+    assert CustomerTotals.refresh(concurrently=False).concurrently is False
+
+
+def test_plain_when_not_populated_yet():
+    execute("REFRESH MATERIALIZED VIEW testapp_customertotals WITH NO DATA")
+    log = CustomerTotals.refresh()
+    assert log.concurrently is False
+    assert "not populated" in log.reason
+    CustomerTotals.objects.count()  # readable again
+
+
+def test_view_setting_forces_plain(monkeypatch):
+    monkeypatch.setattr(CustomerTotals, "refresh_concurrently", False)
+    assert CustomerTotals.refresh().concurrently is False
+
+
+def test_concurrently_without_index_is_logged_and_raised():
+    with pytest.raises(RefreshError) as excinfo:
+        ItemSales.refresh(concurrently=True)
+    log = MaterializedViewRefreshLog.objects.get(pk=excinfo.value.log_id)
+    assert log.failed
+    assert log.view_name == "testapp_itemsales"
+    assert "unique index" in log.error
+
+
+def test_failure_inside_atomic_is_logged_and_the_transaction_goes_on(customer):
+    """The refresh runs in a savepoint: its failure can be logged in the caller's
+    transaction, which stays usable (django-materialized-view raised InternalError here)."""
+    order = Order.objects.create(customer=customer, amount=1)
+    with transaction.atomic():
+        Item.objects.create(order=order, sku="X", quantity=2_000_000_000)
+        Item.objects.create(order=order, sku="X", quantity=2_000_000_000)
+        with pytest.raises(RefreshError, match="integer out of range"):
+            ItemSales.refresh()
+        assert Item.objects.count() == 2
+    log = MaterializedViewRefreshLog.objects.get(view_name="testapp_itemsales")
+    assert log.failed
+    assert "integer out of range" in log.error
+    assert log.duration is not None
+
+
+def test_refresh_of_a_missing_view_says_what_to_run():
+    execute("DROP MATERIALIZED VIEW testapp_itemsales")
+    with pytest.raises(RefreshError, match="migrate_with_views"):
+        ItemSales.refresh()
+    assert MaterializedViewRefreshLog.objects.get().failed
+
+
+def test_signals():
+    received = []
+
+    def on_refreshed(sender, log, using, **kwargs):
+        received.append(("ok", sender, log.pk, using))
+
+    def on_failed(sender, log, error, using, **kwargs):
+        received.append(("failed", sender, log.pk, using))
+
+    view_refreshed.connect(on_refreshed)
+    refresh_failed.connect(on_failed)
+    try:
+        ok = CustomerTotals.refresh()
+        with pytest.raises(RefreshError) as excinfo:
+            ItemSales.refresh(concurrently=True)
+    finally:
+        view_refreshed.disconnect(on_refreshed)
+        refresh_failed.disconnect(on_failed)
+    assert received == [
+        ("ok", CustomerTotals, ok.pk, "default"),
+        ("failed", ItemSales, excinfo.value.log_id, "default"),
+    ]
+
+
+def test_refresh_views_refreshes_parents_before_children():
+    out = io.StringIO()
+    call_command("refresh_views", stdout=out)
+    names = list(
+        MaterializedViewRefreshLog.objects.order_by("id").values_list("view_name", flat=True)
+    )
+    assert names.index("testapp_customertotals") < names.index("testapp_bigspenders")
+    assert all(log.trigger == "command" for log in MaterializedViewRefreshLog.objects.all())
+    assert "testapp.BigSpenders: refreshed" in out.getvalue()
+
+
+def test_refresh_views_named_and_mode(customer):
+    Order.objects.create(customer=customer, amount=500)
+    call_command(
+        "refresh_views",
+        "testapp.BigSpenders",
+        "testapp.CustomerTotals",
+        "--no-concurrently",
+        stdout=io.StringIO(),
+    )
+    logs = list(MaterializedViewRefreshLog.objects.order_by("id"))
+    assert [log.view_name for log in logs] == ["testapp_customertotals", "testapp_bigspenders"]
+    assert not any(log.concurrently for log in logs)
+    assert BigSpenders.objects.get().total == 500
+
+
+def test_refresh_views_rejects_unknown_names():
+    with pytest.raises(CommandError, match="testapp.Order is not a materialized view"):
+        call_command("refresh_views", "testapp.Order")
+
+
+def test_refresh_views_reports_failures(customer):
+    order = Order.objects.create(customer=customer, amount=1)
+    Item.objects.bulk_create([Item(order=order, sku="X", quantity=2_000_000_000) for _ in range(2)])
+    with pytest.raises(CommandError, match="testapp.ItemSales"):
+        call_command("refresh_views", stdout=io.StringIO(), stderr=io.StringIO())
+    # The others were still refreshed.
+    assert MaterializedViewRefreshLog.objects.filter(failed=False).count() >= 2
