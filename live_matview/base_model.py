@@ -32,8 +32,9 @@ class MaterializedViewModelBase(ModelBase):
         if meta is not None and not hasattr(meta, "managed"):
             meta.managed = False
         cls = super().__new__(mcs, name, bases, attrs, **kwargs)
-        if not cls._meta.abstract and not cls._meta.proxy:
-            DBViewsRegistry[cls._meta.db_table] = cls  # type: ignore[assignment]
+        options = cls._meta  # type: ignore[attr-defined]
+        if not options.abstract and not options.proxy:
+            DBViewsRegistry[options.db_table] = cls  # type: ignore[assignment]
         return cls
 
 

@@ -15,7 +15,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import router
-from django.db.models import UniqueConstraint
+from django.db.models import Model, UniqueConstraint
 
 from . import conf
 from .definition import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
@@ -31,7 +31,7 @@ def check_database_engines(app_configs: Any = None, **kwargs: Any) -> list[Check
     from .models import MaterializedViewRefreshLog
 
     errors: list[CheckMessage] = []
-    models = [MaterializedViewRefreshLog, *view_models()]
+    models: list[type[Model]] = [MaterializedViewRefreshLog, *view_models()]
     for alias, config in settings.DATABASES.items():
         engine = config.get("ENGINE", "")
         if engine in POSTGRES_ENGINES or engine.startswith("django.db.backends.postgresql"):

@@ -67,7 +67,7 @@ def index_statements(model: ViewModel, connection: BaseDatabaseWrapper) -> dict[
         statements[name] = _unique_index(connection, name, table, [model._meta.pk.column])
     for constraint in model._meta.constraints:
         if isinstance(constraint, UniqueConstraint) and constraint.fields:
-            columns = [model._meta.get_field(field).column for field in constraint.fields]
+            columns = [_column(model, field) for field in constraint.fields]
             statements[constraint.name] = _unique_index(connection, constraint.name, table, columns)
     editor = connection.schema_editor(collect_sql=True, atomic=False)
     for index in model._meta.indexes:
@@ -75,6 +75,14 @@ def index_statements(model: ViewModel, connection: BaseDatabaseWrapper) -> dict[
             index.set_name_with_model(model)
         statements[index.name] = str(index.create_sql(model, editor))
     return statements
+
+
+def _column(model: ViewModel, field_name: str) -> str:
+    field = model._meta.get_field(field_name)
+    column = getattr(field, "column", None)
+    if not isinstance(column, str):
+        raise ValueError(f"{model._meta.label}.{field_name} has no column to index.")
+    return column
 
 
 def _unique_index(

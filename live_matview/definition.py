@@ -101,7 +101,7 @@ def view_sql(model: type[MaterializedViewModel], connection: BaseDatabaseWrapper
     query_sql, params = view_query(model, using=connection.alias)
     if not params:
         return query_sql
-    return str(connection.ops.compose_sql(query_sql, params))
+    return str(connection.ops.compose_sql(query_sql, params))  # type: ignore[attr-defined]
 
 
 def describe_source(model: type[MaterializedViewModel]) -> str:

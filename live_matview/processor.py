@@ -146,9 +146,9 @@ def _create(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> Non
             transaction.savepoint_commit(savepoint, using=connection.alias)
             _index(cursor, action, replace=False)
         if len(waiting) == len(pending):
-            model, exc = waiting[0][0].model, waiting[0][1]
-            assert model is not None
-            raise _create_error(model, exc) from exc
+            first, error = waiting[0]
+            assert first.model is not None
+            raise _create_error(first.model, error) from error
         pending = [action for action, _exc in waiting]
 
 

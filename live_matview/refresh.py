@@ -59,7 +59,7 @@ def refresh_view(
     *,
     using: str | None = None,
     concurrently: bool | None = None,
-    trigger: str = MaterializedViewRefreshLog.Trigger.MANUAL,
+    trigger: str = "manual",
 ) -> MaterializedViewRefreshLog:
     """Refresh ``model`` now and return its log row; raise ``RefreshError`` on failure.
 

@@ -5,6 +5,15 @@ from pathlib import Path
 import pytest
 
 
+def pytest_report_header(config):
+    from django.conf import settings
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    database = settings.DATABASES["default"]
+    driver = "psycopg 3" if is_psycopg3 else "psycopg2"
+    return f"live_matview: {driver}, PostgreSQL at {database.get('HOST') or 'localhost'}"
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The fixture django-materialized-view's README tells users to write, unchanged but

@@ -1,51 +1,7 @@
 """Settings for the test suite: the database is $DATABASE_URL, or an embedded PostgreSQL."""
 
-from pathlib import Path
-
 from live_matview.embedded import database_settings
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-SECRET_KEY = "tests-only"
-USE_TZ = True
-TIME_ZONE = "UTC"
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-INSTALLED_APPS = [
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.admin",
-    "pgtrigger",
-    "live_matview",
-    "tests.testapp",
-]
+from tests.settings_base import *  # noqa: F403
+from tests.settings_base import BASE_DIR
 
 DATABASES = {"default": database_settings(BASE_DIR / ".pgdata")}
-
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
-ROOT_URLCONF = "tests.urls"
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"live_matview": {"handlers": ["console"], "level": "WARNING"}},
-}

@@ -9,7 +9,6 @@ from django.db import DEFAULT_DB_ALIAS
 
 from ...dependencies import database_graph, managed_models
 from ...exceptions import RefreshError
-from ...models import MaterializedViewRefreshLog
 from ...refresh import refresh_view
 from ...registry import resolve_model
 
@@ -41,7 +40,7 @@ class Command(BaseCommand):
                         f"{label} is not a materialized view model of database {using!r}; "
                         f"choose from: {', '.join(m._meta.label for m in available)}."
                     )
-                selected.append(model)  # type: ignore[arg-type]
+                selected.append(model)
         failures = []
         for model in database_graph(using).order(selected):
             try:
@@ -49,7 +48,7 @@ class Command(BaseCommand):
                     model,
                     using=using,
                     concurrently=options["concurrently"],
-                    trigger=MaterializedViewRefreshLog.Trigger.COMMAND,
+                    trigger="command",
                 )
             except RefreshError as exc:
                 failures.append(model._meta.label)
