@@ -4,7 +4,7 @@
     python3 dev.py test [pytest args...]   run the test suite
     python3 dev.py demo                    run the example project's demo
     python3 dev.py lint                    ruff check, ruff format --check, mypy
-    python3 dev.py stop-db                 stop the embedded PostgreSQL of .pgdata/
+    python3 dev.py stop-db                 stop the embedded servers (tests, demo)
 
 The first run creates .venv/ and installs the project into it; later runs reinstall only when
 pyproject.toml changes. Without DATABASE_URL the tests and the demo use an embedded
@@ -75,7 +75,11 @@ def main(argv: list[str]) -> int:
         if not PYTHON.exists():
             print("No .venv, so no embedded server to stop.")
             return 0
-        return run(PYTHON, "-m", "live_matview.embedded", "stop", "--data-dir", ".pgdata")
+        codes = [
+            run(PYTHON, "-m", "live_matview.embedded", "stop", "--data-dir", data_dir)
+            for data_dir in (".pgdata", "example_project/.pgdata")
+        ]
+        return max(codes)
     if command not in ("test", "demo", "lint"):
         print(__doc__)
         return 0 if command in ("help", "-h", "--help") else 2

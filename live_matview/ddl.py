@@ -26,7 +26,8 @@ def create_view(
     model: ViewModel, connection: BaseDatabaseWrapper, *, with_data: bool = True
 ) -> str:
     head = sql.SQL("CREATE MATERIALIZED VIEW {} AS ").format(relation(model).identifier())
-    tail = " WITH DATA" if with_data else " WITH NO DATA"
+    # On its own line: a SQL file may end with a -- comment.
+    tail = "\nWITH DATA" if with_data else "\nWITH NO DATA"
     return as_string(head, connection) + view_sql(model, connection) + tail
 
 
