@@ -18,6 +18,8 @@ __all__ = [
     "SyncError",
     "ViewDefinitionError",
     "__version__",
+    "deferred_refresh",
+    "refresh_dirty",
 ]
 
 from .exceptions import (
@@ -30,13 +32,20 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from .base_model import MaterializedViewModel
+    from .scheduler import deferred_refresh, refresh_dirty
+
+_LAZY = {
+    "MaterializedViewModel": "base_model",
+    "deferred_refresh": "scheduler",
+    "refresh_dirty": "scheduler",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The model base class needs Django's app registry, so it is imported on first use:
+    # These need Django's app registry, so they are imported on first use:
     # ``import live_matview`` stays safe in settings.py.
-    if name == "MaterializedViewModel":
-        from .base_model import MaterializedViewModel
+    if name in _LAZY:
+        from importlib import import_module
 
-        return MaterializedViewModel
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'live_matview' has no attribute {name!r}")

@@ -1,4 +1,8 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db import connections
+from django.db.backends.signals import connection_created
 
 
 class LiveMatviewConfig(AppConfig):
@@ -8,3 +12,16 @@ class LiveMatviewConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .capture.statements import install
+        from .capture.triggers import register_triggers
+
+        register_triggers()
+        connection_created.connect(_install_capture, dispatch_uid="live_matview.capture")
+        for connection in connections.all(initialized_only=True):
+            install(connection)
+
+
+def _install_capture(sender: Any, connection: Any, **kwargs: Any) -> None:
+    from .capture.statements import install
+
+    install(connection)

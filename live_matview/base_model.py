@@ -89,4 +89,6 @@ class MaterializedViewModel(models.Model, metaclass=MaterializedViewModelBase):
         """
         from .refresh import refresh_view
 
-        return refresh_view(cls, using=using, concurrently=concurrently, trigger="manual")
+        log = refresh_view(cls, using=using, concurrently=concurrently, trigger="manual")
+        assert log is not None  # refresh_view waits for the lock, so it always refreshes
+        return log

@@ -36,3 +36,16 @@ def async_backend() -> str:
 def advisory_lock_namespace() -> int:
     """First key of the two-int advisory locks this library takes (change it on a clash)."""
     return int(_get("LOCK_NAMESPACE", 0x4C4D5600))  # "LMV\0"
+
+
+def schema() -> str:
+    """Schema of the library's tables and ``live_matview_mark()``, as the capture trigger
+    names it (writers with another ``search_path`` must still find it)."""
+    return str(_get("SCHEMA", "public"))
+
+
+def retry_backoff(failures: int) -> float:
+    """Seconds before a view that failed ``failures`` times in a row is tried again."""
+    base = float(_get("RETRY_BASE", 5.0))
+    cap = float(_get("RETRY_MAX", 3600.0))
+    return float(min(cap, base * 2 ** max(0, failures - 1)))

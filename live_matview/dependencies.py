@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 
 from . import ddl, introspection
 from .registry import DependencyGraph, view_models
@@ -57,7 +57,7 @@ def database_graph(using: str) -> DependencyGraph:
     if graph is None:
         connection = connections[using]
         models = managed_models(using)
-        with connection.cursor() as cursor:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
             graph = build_graph(cursor, models, existing_views(cursor, connection, models))
         with _cache_lock:
             _cache[using] = graph
@@ -65,6 +65,9 @@ def database_graph(using: str) -> DependencyGraph:
 
 
 def forget_graphs() -> None:
-    """Drop cached graphs, after views were created or recreated."""
+    """Drop cached graphs and source maps, after views were created or recreated."""
+    from .sources import forget_source_maps
+
     with _cache_lock:
         _cache.clear()
+    forget_source_maps()

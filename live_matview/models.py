@@ -20,6 +20,8 @@ class MaterializedViewRefreshLog(models.Model):
         ASYNC = "async", "async"
         WORKER = "worker", "worker"
         ADMIN = "admin", "admin"
+        DRAIN = "drain", "refresh_dirty()"
+        RETRY = "retry", "retry after a failure"
 
     view_name = models.CharField(max_length=255, db_index=True)
     database = models.CharField(max_length=100, default="default")
@@ -56,9 +58,34 @@ class ManagedView(models.Model):
     index_digest = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="Passes that honour back-off skip the view until then."
+    )
+    last_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ("view_name",)
 
     def __str__(self) -> str:
         return self.view_name
+
+
+class DirtyMark(models.Model):
+    """A view that a committed write made stale; deleted by the refresh that covers it.
+
+    Rows are only ever inserted by writers (one per source table and transaction, by the
+    capture trigger or the Django-side capture) and deleted by refreshers, so writers never
+    wait on each other here.
+    """
+
+    view_name = models.CharField(max_length=255, help_text="Meta.db_table of the view.")
+    source = models.CharField(max_length=255, blank=True, help_text="The table written.")
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["view_name", "id"], name="live_matview_mark_view")]
+
+    def __str__(self) -> str:
+        return f"{self.view_name} (from {self.source})"

@@ -64,6 +64,7 @@ class SyncPlan:
     using: str
     actions: list[ViewAction]
     graph: DependencyGraph
+    capture_changes: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> list[ViewAction]:

@@ -14,8 +14,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import conf, ddl, introspection
 from ._compat import sqlstate
+from .capture.install import sync_capture
 from .definition import describe_source
-from .dependencies import forget_graphs
+from .dependencies import build_graph, existing_views, forget_graphs
 from .exceptions import SyncError
 from .models import ManagedView
 from .planning import (
@@ -84,6 +85,10 @@ def sync_views(using: str = DEFAULT_DB_ALIAS) -> SyncPlan:
             for action in plan.of_kind(REINDEX, ADOPT):
                 _index(cursor, action, replace=action.kind == REINDEX)
             _record(cursor, plan)
+            fresh_graph = build_graph(
+                cursor, plan.graph.nodes, existing_views(cursor, connection, plan.graph.nodes)
+            )
+            plan.capture_changes = sync_capture(cursor, connection, fresh_graph)
         transaction.on_commit(forget_graphs, using=using)
     for line in plan.describe():
         logger.debug("%s", line)

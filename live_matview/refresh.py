@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import conf, ddl, introspection
 from .exceptions import RefreshError
-from .models import MaterializedViewRefreshLog
+from .models import ManagedView, MaterializedViewRefreshLog
 from .signals import refresh_failed, view_refreshed
 
 if TYPE_CHECKING:
@@ -60,11 +60,16 @@ def refresh_view(
     using: str | None = None,
     concurrently: bool | None = None,
     trigger: str = "manual",
-) -> MaterializedViewRefreshLog:
+    wait: bool = True,
+) -> MaterializedViewRefreshLog | None:
     """Refresh ``model`` now and return its log row; raise ``RefreshError`` on failure.
 
-    The REFRESH runs in a savepoint, so that when it fails inside the caller's
-    ``atomic()`` the failure can still be written to the log.
+    The view's marks are deleted and the REFRESH run in one savepoint: a failure restores
+    the marks (so the view stays dirty and is retried) and can still be written to the
+    log inside the caller's ``atomic()``. Marks of writes that commit while the refresh
+    runs are not visible to its DELETE, so they lead to another refresh.
+
+    With ``wait=False`` a view another process is refreshing is left to it: ``None``.
     """
     alias = using or router.db_for_write(model)
     connection = connections[alias]
@@ -74,7 +79,8 @@ def refresh_view(
     error: BaseException | None = None
     mode = RefreshMode(False, "")
     with transaction.atomic(using=alias), connection.cursor() as cursor:
-        lock_view(cursor, quoted)
+        if not lock_view(cursor, quoted, wait=wait):
+            return None
         oid = introspection.matview_oid(cursor, quoted)
         if oid is None:
             error = RefreshError(
@@ -86,6 +92,10 @@ def refresh_view(
             mode = choose_mode(model, cursor, oid, concurrently)
             try:
                 with transaction.atomic(using=alias):
+                    cursor.execute(
+                        "DELETE FROM live_matview_dirtymark WHERE view_name = %s",
+                        [model._meta.db_table],
+                    )
                     cursor.execute(
                         ddl.refresh_view(model, connection, concurrently=mode.concurrently)
                     )
@@ -102,6 +112,7 @@ def refresh_view(
             trigger=trigger,
             error="" if error is None else str(error).strip(),
         )
+        _record_outcome(model, alias, log)
     if error is not None:
         logger.error("Refresh of %s failed: %s", model._meta.label, log.error)
         refresh_failed.send(sender=model, log=log, error=error, using=alias)
@@ -122,3 +133,25 @@ def refresh_view(
     )
     view_refreshed.send(sender=model, log=log, using=alias)
     return log
+
+
+def _record_outcome(model: ViewModel, alias: str, log: MaterializedViewRefreshLog) -> None:
+    """Keep the view's refresh state: back-off after failures, cleared by a success."""
+    state, _created = ManagedView.objects.using(alias).get_or_create(
+        view_name=model._meta.db_table,
+        defaults={"app_label": model._meta.app_label, "model_name": model._meta.model_name},
+    )
+    if log.failed:
+        state.consecutive_failures += 1
+        delay = conf.retry_backoff(state.consecutive_failures)
+        state.next_retry_at = log.updated_at + timedelta(seconds=delay)
+        state.last_error = log.error
+    else:
+        state.consecutive_failures = 0
+        state.next_retry_at = None
+        state.last_error = ""
+        state.last_refreshed_at = log.updated_at
+    state.save(
+        using=alias,
+        update_fields=["consecutive_failures", "next_retry_at", "last_error", "last_refreshed_at"],
+    )

@@ -32,3 +32,12 @@ def sql_file():
     original = path.read_text()
     yield path
     path.write_text(original)
+
+
+@pytest.fixture(autouse=True)
+def _no_background_leftovers():
+    """Retries and async refreshes queued by one test must not run during the next."""
+    yield
+    from live_matview import background
+
+    background.clear()

@@ -234,7 +234,7 @@ def test_check_and_plan_change_nothing(monkeypatch):
 
 
 def test_migrate_options_are_forwarded():
-    output = run("testapp", "0002", "--database", "default", "--noinput", "--fake")
+    output = run("testapp", "--database", "default", "--noinput", "--fake")
     assert "No migrations to apply." in output
     assert run(verbosity=0) == ""
 

@@ -9,6 +9,7 @@ from live_matview.names import RelationName, derived_name
 from live_matview.registry import DependencyGraph, declared_sources, queryset_parents, view_models
 from tests.testapp.models import (
     BigSpenders,
+    Customer,
     CustomerTotals,
     IndexedOrders,
     ItemSales,
@@ -53,7 +54,7 @@ def test_edges_outside_the_graph_are_ignored():
 
 
 def test_declared_sources():
-    assert declared_sources(CustomerTotals) == [Order]
+    assert declared_sources(CustomerTotals) == [Order, Customer]
     assert declared_sources(ItemSales) == []  # "auto": the database answers
     assert declared_sources(MixedCaseView) == []
 

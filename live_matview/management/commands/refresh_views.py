@@ -54,6 +54,7 @@ class Command(BaseCommand):
                 failures.append(model._meta.label)
                 self.stderr.write(f"  {model._meta.label}: FAILED: {exc}")
                 continue
+            assert log is not None  # refresh_view waited for the lock
             if options["verbosity"] >= 1:
                 seconds = log.duration.total_seconds() if log.duration else 0.0
                 mode = "concurrently" if log.concurrently else "plain"

@@ -4,11 +4,13 @@ from .materialized_views import (
     IndexedOrders,
     ItemSales,
     MixedCaseView,
+    OrderItemStats,
+    OrderTagCounts,
     QuotedNameView,
     SchemaView,
     SkuPrefixCounts,
 )
-from .shop import Customer, Item, Order
+from .shop import Customer, Item, Order, Tag
 
 __all__ = [
     "BigSpenders",
@@ -19,7 +21,10 @@ __all__ = [
     "ItemSales",
     "MixedCaseView",
     "Order",
+    "OrderItemStats",
+    "OrderTagCounts",
     "QuotedNameView",
     "SchemaView",
     "SkuPrefixCounts",
+    "Tag",
 ]

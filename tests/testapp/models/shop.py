@@ -5,10 +5,15 @@ class Customer(models.Model):
     name = models.CharField(max_length=100)
 
 
+class Tag(models.Model):
+    name = models.CharField(max_length=20)
+
+
 class Order(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     created = models.DateTimeField(auto_now_add=True)
+    tags = models.ManyToManyField(Tag, blank=True)
 
 
 class Item(models.Model):

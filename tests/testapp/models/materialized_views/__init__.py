@@ -10,7 +10,7 @@ class CustomerTotals(MaterializedViewModel):
     """From a QuerySet, with a unique pk index: refreshed CONCURRENTLY."""
 
     create_pkey_index = True
-    refresh_on = [Order]
+    refresh_on = [Order, "testapp.Customer"]
 
     customer = models.OneToOneField(
         Customer, primary_key=True, db_column="customer_id", on_delete=models.DO_NOTHING
@@ -43,6 +43,33 @@ class ItemSales(MaterializedViewModel):
 
     sku = models.CharField(max_length=20, primary_key=True)
     quantity = models.IntegerField()
+
+
+class OrderItemStats(MaterializedViewModel):
+    """A SQL-file view joining two tables, sources inferred by PostgreSQL ("auto")."""
+
+    refresh_on = "auto"
+    create_pkey_index = True
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    items = models.IntegerField()
+
+
+class OrderTagCounts(MaterializedViewModel):
+    """Reads an m2m table: changes to Order.tags must dirty it."""
+
+    refresh_on = [Order]
+
+    order_id = models.BigIntegerField(primary_key=True)
+    tags = models.IntegerField()
+
+    @staticmethod
+    def get_query_from_queryset():
+        return (
+            Order.objects.values(order_id=F("id"))
+            .annotate(tags=Count("tags"))
+            .values("order_id", "tags")
+        )
 
 
 class SkuPrefixCounts(MaterializedViewModel):

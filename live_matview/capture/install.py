@@ -1,0 +1,80 @@
+"""What ``migrate_with_views`` does for capture, in its transaction: keep the database's
+map of source table -> view in line, and make sure each source table has the trigger."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.db.models import Model
+
+from .. import conf
+from ..names import RelationName
+from ..registry import DependencyGraph
+from ..sources import build_source_map, relation_oids
+from .triggers import ensure_triggers, trigger_models
+
+if TYPE_CHECKING:
+    from ..dependencies import ViewModel
+
+logger = logging.getLogger("live_matview.capture")
+
+
+def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[str]:
+    """Returns a line per change made (empty when everything was in place already)."""
+    changes: list[str] = []
+    source_map = build_source_map(connection.alias, graph)
+    tables = (
+        set().union(*source_map.tables_by_view.values()) if source_map.tables_by_view else set()
+    )
+    oids = relation_oids(cursor, connection, tables)
+    wanted = {
+        (oids[table], view._meta.db_table)
+        for view, view_tables in source_map.tables_by_view.items()
+        for table in view_tables
+        if table in oids
+    }
+    cursor.execute("SELECT relid, view_name FROM live_matview_source")
+    present = {(int(relid), name) for relid, name in cursor.fetchall()}
+    if wanted != present:
+        cursor.execute("DELETE FROM live_matview_source")
+        if wanted:
+            cursor.executemany(
+                "INSERT INTO live_matview_source (relid, view_name) VALUES (%s, %s)",
+                sorted(wanted),
+            )
+        changes.append(f"source map: {len(wanted)} (table, view) pairs")
+    if conf.capture() == "triggers" and apps.is_installed("pgtrigger"):
+        models = _trigger_targets(tables, source_map.tables_by_view)
+        for label in ensure_triggers(connection.alias, models):
+            changes.append(f"capture trigger installed on {label}")
+    return changes
+
+
+def _trigger_targets(
+    tables: set[RelationName], tables_by_view: dict[ViewModel, set[RelationName]]
+) -> list[type[Model]]:
+    """Models whose tables need the trigger: declared sources, and the models behind the
+    tables that ``"auto"`` views read."""
+    targets = {model._meta.db_table: model for model in trigger_models()}
+    by_table = {
+        RelationName.parse(model._meta.db_table): model
+        for model in apps.get_models()
+        if not model._meta.proxy and model._meta.managed
+    }
+    for view, view_tables in tables_by_view.items():
+        if view.refresh_on != "auto":
+            continue
+        for table in view_tables:
+            model = by_table.get(table) or by_table.get(RelationName(table.name))
+            if model is None:
+                logger.warning(
+                    "%s reads %s, which no installed model owns: writes to it are not "
+                    "captured by a trigger.",
+                    view._meta.label,
+                    table,
+                )
+            else:
+                targets.setdefault(model._meta.db_table, model)
+    return [targets[name] for name in sorted(targets)]

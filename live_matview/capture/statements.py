@@ -1,0 +1,193 @@
+"""Django-side capture: which tables the statements of this connection wrote.
+
+An execute wrapper on every PostgreSQL connection reads the head of each statement
+(``INSERT INTO``, ``UPDATE``, ``DELETE FROM``, ``TRUNCATE``, data-modifying ``WITH``): no
+query is added per statement. Writes are remembered per savepoint level, so a rolled-back
+savepoint drops what it wrote, and handed to the scheduler once, when the outermost
+transaction commits (through ``transaction.on_commit``), or at once in autocommit.
+
+In trigger mode the database records the durable marks; here we only learn what to
+refresh. In signals mode this is the whole capture, and the first write to each source
+table in a transaction also inserts its marks, in that transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from django.db import DatabaseError, transaction
+
+from .. import conf
+
+logger = logging.getLogger("live_matview.capture")
+
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
+_QUALIFIED = rf"({_IDENT})(?:\s*\.\s*({_IDENT}))?"
+_WRITE_HEAD = re.compile(
+    rf"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|MERGE\s+INTO)\s+(?:ONLY\s+)?{_QUALIFIED}",
+    re.IGNORECASE,
+)
+_WRITE_ANYWHERE = re.compile(
+    rf"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|MERGE\s+INTO)\s+(?:ONLY\s+)?{_QUALIFIED}",
+    re.IGNORECASE,
+)
+_TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?([^;]*)", re.IGNORECASE)
+_ROLLBACK_TO = re.compile(r'\s*ROLLBACK\s+TO\s+(?:SAVEPOINT\s+)?("(?:[^"]|"")+"|\w+)', re.I)
+_READ_HEADS = ("SELECT", "SAVEPOINT", "RELEASE", "SET", "SHOW", "BEGIN", "COMMIT", "VALUES")
+
+
+def _unquote(identifier: str) -> str:
+    if identifier.startswith('"'):
+        return identifier[1:-1].replace('""', '"')
+    return identifier.lower()
+
+
+def _key(first: str, second: str | None) -> str:
+    return f"{_unquote(first)}.{_unquote(second)}" if second else _unquote(first)
+
+
+def written_tables(sql: str) -> list[str]:
+    """Tables a statement writes, as ``name`` or ``schema.name``; [] for reads."""
+    head = sql[:12].lstrip().upper()
+    if head.startswith(_READ_HEADS):
+        return []
+    if head.startswith(("INSERT", "UPDATE", "DELETE", "MERGE")):
+        match = _WRITE_HEAD.match(sql)
+        return [_key(match.group(1), match.group(2))] if match else []
+    if head.startswith("TRUNCATE"):
+        match = _TRUNCATE.match(sql)
+        if match is None:
+            return []
+        names = re.finditer(_QUALIFIED, match.group(1))
+        return [
+            _key(name.group(1), name.group(2))
+            for name in names
+            if name.group(1).upper()
+            not in ("RESTART", "CONTINUE", "CASCADE", "RESTRICT", "IDENTITY")
+        ]
+    if head.startswith("WITH") or head.startswith("("):
+        return [_key(m.group(1), m.group(2)) for m in _WRITE_ANYWHERE.finditer(sql)]
+    return []
+
+
+class _Transaction:
+    """The writes of one outermost transaction, by the savepoint level that made them."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.entries: set[tuple[tuple[Any, ...], str]] = set()
+        self.rolled_back: set[str] = set()
+        self.hooks: list[Any] | None = None
+        self.done = False
+
+    def alive_in(self, hooks: list[Any]) -> bool:
+        return any(getattr(entry[1], "__self__", None) is self for entry in hooks)
+
+    def flush(self) -> None:
+        """Runs on commit (first of this transaction's callbacks to run)."""
+        if self.done:
+            return
+        self.done = True
+        tables = {table for sids, table in self.entries if not self.rolled_back.intersection(sids)}
+        if tables:
+            from ..scheduler import writes_committed
+
+            writes_committed(self.alias, tables)
+
+
+def _current_transaction(connection: Any) -> _Transaction:
+    """This connection's transaction record, a new one when the last one ended.
+
+    Django replaces ``run_on_commit`` when a transaction ends or a savepoint rolls back;
+    a record whose callbacks are no longer in it belongs to a finished transaction.
+    """
+    current = getattr(connection, "_live_matview_transaction", None)
+    hooks = connection.run_on_commit
+    alive = current is not None and (current.hooks is hooks or current.alive_in(hooks))
+    if current is not None and not current.done and alive:
+        current.hooks = hooks
+        return current
+    current = _Transaction(connection.alias)
+    connection._live_matview_transaction = current
+    return current
+
+
+def _record_writes(connection: Any, tables: list[str]) -> None:
+    from ..sources import source_map
+
+    sources = source_map(connection.alias)
+    hits = [table for table in tables if table in sources.views_by_table]
+    if not hits:
+        return
+    if not connection.in_atomic_block:
+        if connection.get_autocommit():  # the statement has committed already
+            if conf.capture() == "signals":
+                _insert_marks(connection, hits)
+            from ..scheduler import writes_committed
+
+            writes_committed(connection.alias, set(hits))
+        return  # manual transaction management: nothing to hook the commit on
+    record = _current_transaction(connection)
+    sids = tuple(connection.savepoint_ids)
+    new = [table for table in hits if (sids, table) not in record.entries]
+    if not new:
+        return
+    if conf.capture() == "signals":
+        _insert_marks(connection, new)
+    record.entries.update((sids, table) for table in new)
+    transaction.on_commit(record.flush, using=connection.alias)
+    record.hooks = connection.run_on_commit
+
+
+def _insert_marks(connection: Any, tables: list[str]) -> None:
+    """Signals mode: the durable marks the trigger would have written."""
+    from ..sources import source_map
+
+    views = source_map(connection.alias).views_for(tables)
+    if not views:
+        return
+    rows = [(view._meta.db_table, ",".join(sorted(tables))) for view in views]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
+            "VALUES (%s, %s, now())",
+            rows,
+        )
+
+
+def _note_rollback(connection: Any, sql: str) -> None:
+    match = _ROLLBACK_TO.match(sql)
+    record = getattr(connection, "_live_matview_transaction", None)
+    if match and record is not None:
+        record.rolled_back.add(_unquote(match.group(1)))
+
+
+def capture_statements(
+    execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """The execute wrapper. It looks only after the statement succeeded, and never lets a
+    problem of its own reach the caller's statement."""
+    result = execute(sql, params, many, context)
+    if not isinstance(sql, str):
+        return result
+    connection = context["connection"]
+    try:
+        if sql[:12].lstrip()[:8].upper() == "ROLLBACK":
+            _note_rollback(connection, sql)
+        else:
+            tables = written_tables(sql)
+            if tables:
+                _record_writes(connection, tables)
+    except DatabaseError:
+        logger.exception("live_matview could not record a write; views may stay stale.")
+    return result
+
+
+def install(connection: Any) -> None:
+    """Add the wrapper to a PostgreSQL connection once (``connection_created`` calls this)."""
+    if connection.vendor != "postgresql":
+        return
+    if capture_statements not in connection.execute_wrappers:
+        connection.execute_wrappers.append(capture_statements)

@@ -1,0 +1,146 @@
+"""Which views a write to a table makes stale, in one database.
+
+A view's sources are its ``refresh_on`` models (with their m2m tables), or for
+``refresh_on = "auto"`` the tables PostgreSQL records it reading; a view also inherits
+the sources of every view it reads, so a write to ``Order`` dirties the views built on
+the views built on ``Order``. The map is cached per database alias and dropped after a sync.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, transaction
+from django.db.models import ManyToManyField
+
+from . import introspection
+from .dependencies import database_graph, existing_views
+from .names import RelationName
+from .registry import DependencyGraph, declared_sources
+
+if TYPE_CHECKING:
+    from .dependencies import ViewModel
+
+_cache: dict[str, SourceMap] = {}
+_lock = threading.Lock()
+
+
+def table_keys(name: RelationName) -> list[str]:
+    """The spellings under which SQL may name a table: bare and schema-qualified."""
+    if name.schema is None:
+        return [name.name, f"public.{name.name}"]
+    keys = [f"{name.schema}.{name.name}"]
+    if name.schema == "public":
+        keys.append(name.name)
+    return keys
+
+
+@dataclass
+class SourceMap:
+    """``views_by_table`` answers the writer; ``tables_by_view`` feeds the trigger's map."""
+
+    views_by_table: dict[str, set[ViewModel]] = field(default_factory=dict)
+    tables_by_view: dict[ViewModel, set[RelationName]] = field(default_factory=dict)
+
+    def views_for(self, tables: set[str] | list[str]) -> set[ViewModel]:
+        found: set[ViewModel] = set()
+        for table in tables:
+            found |= self.views_by_table.get(table, set())
+        return found
+
+
+def _direct_sources(
+    view: ViewModel, cursor: Any, oids: dict[ViewModel, int]
+) -> tuple[set[RelationName], set[ViewModel]]:
+    """(tables, parent views) that ``view`` names itself."""
+    from .base_model import MaterializedViewModel
+
+    tables: set[RelationName] = set()
+    parents: set[ViewModel] = set()
+    if view.refresh_on == "auto":
+        oid = oids.get(view)
+        if oid is not None:
+            tables |= _recorded_tables(cursor, oid)
+        return tables, parents
+    for source in declared_sources(view):
+        if issubclass(source, MaterializedViewModel):
+            parents.add(source)
+            continue
+        tables.add(RelationName.parse(source._meta.db_table))
+        for m2m in source._meta.local_many_to_many:
+            through = m2m.remote_field.through if isinstance(m2m, ManyToManyField) else None
+            if through is not None and through._meta.auto_created:
+                tables.add(RelationName.parse(through._meta.db_table))
+    return tables, parents
+
+
+def _recorded_tables(cursor: Any, oid: int) -> set[RelationName]:
+    """Ordinary and partitioned tables a view reads, as PostgreSQL records them."""
+    cursor.execute(
+        """
+        SELECT DISTINCT n.nspname, c.relname
+        FROM pg_rewrite r
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+         AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE r.ev_class = %s AND c.relkind IN ('r', 'p') AND c.oid <> r.ev_class
+        """,
+        [oid],
+    )
+    return {RelationName(name, schema) for schema, name in cursor.fetchall()}
+
+
+def build_source_map(using: str, graph: DependencyGraph | None = None) -> SourceMap:
+    connection = connections[using]
+    graph = database_graph(using) if graph is None else graph
+    # Often built inside a writer's transaction: a savepoint keeps it harmless.
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        oids = existing_views(cursor, connection, graph.nodes)
+        direct = {view: _direct_sources(view, cursor, oids) for view in graph.nodes}
+    # A view inherits the sources of every view it reads (graph parents) or names in
+    # refresh_on; iterate to a fixed point, which also settles parents that come later.
+    effective = {view: set(direct[view][0]) for view in graph.nodes}
+    changed = True
+    while changed:
+        changed = False
+        for view in graph.nodes:
+            for parent in graph.parents[view] | direct[view][1]:
+                missing = effective.get(parent, set()) - effective[view]
+                if missing:
+                    effective[view] |= missing
+                    changed = True
+    source_map = SourceMap(tables_by_view=effective)
+    for view, tables in effective.items():
+        for table in tables:
+            for key in table_keys(table):
+                source_map.views_by_table.setdefault(key, set()).add(view)
+    return source_map
+
+
+def source_map(using: str) -> SourceMap:
+    with _lock:
+        cached = _cache.get(using)
+    if cached is None:
+        cached = build_source_map(using)
+        with _lock:
+            _cache[using] = cached
+    return cached
+
+
+def forget_source_maps() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def relation_oids(
+    cursor: Any, connection: Any, names: set[RelationName]
+) -> dict[RelationName, int]:
+    result = {}
+    for name in names:
+        oid = introspection.relation_oid(cursor, name.quoted(connection))
+        if oid is not None:
+            result[name] = oid
+    return result
