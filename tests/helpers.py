@@ -31,3 +31,30 @@ def fetch(sql: str, params=()) -> list[tuple]:
 def execute(sql: str, params=()) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def view_differences(model) -> tuple[int, int]:
+    """Rows in the view but not in its query, and the other way round (both 0: fresh)."""
+    from live_matview.definition import view_sql
+
+    table = ddl.relation(model).quoted(connection)
+    query = view_sql(model, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM (SELECT * FROM {table} EXCEPT ({query})) d")
+        stale = cursor.fetchone()[0]
+        cursor.execute(f"SELECT count(*) FROM (({query}) EXCEPT SELECT * FROM {table}) d")
+        missing = cursor.fetchone()[0]
+    return stale, missing
+
+
+def assert_fresh(*models) -> None:
+    for model in models:
+        assert view_differences(model) == (0, 0), f"{model._meta.label} is stale"
+
+
+def capture_trigger_names() -> list[tuple[str, str]]:
+    """(table, trigger) of every capture trigger in the database."""
+    return fetch(
+        "SELECT c.oid::regclass::text, t.tgname FROM pg_trigger t "
+        "JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname LIKE 'pgtrigger_live_matview_%%'"
+    )
