@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
     ViewModel = type[MaterializedViewModel]
 
 logger = logging.getLogger("live_matview.refresh")
+
+
+class Skipped(enum.Enum):
+    """Why ``refresh_view`` did not refresh."""
+
+    BUSY = "another process holds the view's lock"
+    CLEAN = "no marks left: a refresh after the write already covered it"
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,13 @@ def lock_view(cursor: Any, quoted_name: str, *, wait: bool = True) -> bool:
     return wait or bool(cursor.fetchone()[0])
 
 
+def has_marks(cursor: Any, view_name: str) -> bool:
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM live_matview_dirtymark WHERE view_name = %s)", [view_name]
+    )
+    return bool(cursor.fetchone()[0])
+
+
 def refresh_view(
     model: ViewModel,
     *,
@@ -61,7 +76,8 @@ def refresh_view(
     concurrently: bool | None = None,
     trigger: str = "manual",
     wait: bool = True,
-) -> MaterializedViewRefreshLog | None:
+    only_if_marked: bool = False,
+) -> MaterializedViewRefreshLog | Skipped:
     """Refresh ``model`` now and return its log row; raise ``RefreshError`` on failure.
 
     The view's marks are deleted and the REFRESH run in one savepoint: a failure restores
@@ -69,7 +85,10 @@ def refresh_view(
     log inside the caller's ``atomic()``. Marks of writes that commit while the refresh
     runs are not visible to its DELETE, so they lead to another refresh.
 
-    With ``wait=False`` a view another process is refreshing is left to it: ``None``.
+    With ``wait=False`` a view another process is refreshing is left to it
+    (``Skipped.BUSY``). With ``only_if_marked=True`` a view without marks is skipped
+    (``Skipped.CLEAN``): a refresh that started after the caller's commit has consumed
+    them, and so covered its write.
     """
     alias = using or router.db_for_write(model)
     connection = connections[alias]
@@ -80,7 +99,9 @@ def refresh_view(
     mode = RefreshMode(False, "")
     with transaction.atomic(using=alias), connection.cursor() as cursor:
         if not lock_view(cursor, quoted, wait=wait):
-            return None
+            return Skipped.BUSY
+        if only_if_marked and not has_marks(cursor, model._meta.db_table):
+            return Skipped.CLEAN
         oid = introspection.matview_oid(cursor, quoted)
         if oid is None:
             error = RefreshError(
@@ -99,6 +120,7 @@ def refresh_view(
                     cursor.execute(
                         ddl.refresh_view(model, connection, concurrently=mode.concurrently)
                     )
+                    _mark_dependents(cursor, model, alias)
             except DatabaseError as exc:
                 error = exc
         log = MaterializedViewRefreshLog.objects.using(alias).create(
@@ -133,6 +155,19 @@ def refresh_view(
     )
     view_refreshed.send(sender=model, log=log, using=alias)
     return log
+
+
+def _mark_dependents(cursor: Any, model: ViewModel, alias: str) -> None:
+    """The views that read this one are stale now; marked in the refresh's transaction."""
+    from .sources import source_map
+
+    children = sorted(child._meta.db_table for child in source_map(alias).dependents.get(model, ()))
+    if children:
+        cursor.executemany(
+            "INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
+            "VALUES (%s, %s, now())",
+            [(child, model._meta.db_table) for child in children],
+        )
 
 
 def _record_outcome(model: ViewModel, alias: str, log: MaterializedViewRefreshLog) -> None:

@@ -22,7 +22,7 @@ from . import conf
 from .dependencies import database_graph, managed_models
 from .exceptions import RefreshError
 from .models import DirtyMark, ManagedView
-from .refresh import refresh_view
+from .refresh import Skipped, refresh_view
 from .sources import source_map
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class PassResult:
     refreshed: list[MaterializedViewRefreshLog] = field(default_factory=list)
     failed: list[ViewModel] = field(default_factory=list)
     skipped: list[ViewModel] = field(default_factory=list)  # busy elsewhere or parent failed
+    covered: list[ViewModel] = field(default_factory=list)  # no marks left: already fresh
 
 
 def refresh_pass(
@@ -78,7 +79,7 @@ def refresh_pass(
             blocked |= graph.descendants([view])
             continue
         try:
-            log = refresh_view(view, using=using, trigger=trigger, wait=wait)
+            log = refresh_view(view, using=using, trigger=trigger, wait=wait, only_if_marked=True)
         except RefreshError:
             result.failed.append(view)
             blocked |= graph.descendants([view])
@@ -88,8 +89,10 @@ def refresh_pass(
             result.failed.append(view)
             blocked |= graph.descendants([view])
             continue
-        if log is None:
+        if log is Skipped.BUSY:
             result.skipped.append(view)
+        elif log is Skipped.CLEAN:
+            result.covered.append(view)
         else:
             result.refreshed.append(log)
     return result
@@ -173,4 +176,9 @@ def refresh_dirty(using: str | None = None) -> PassResult:
     by_name = {view._meta.db_table: view for view in managed_models(alias)}
     names = set(DirtyMark.objects.using(alias).values_list("view_name", flat=True).distinct())
     views = {by_name[name] for name in names if name in by_name}
-    return refresh_pass(alias, views, trigger="drain")
+    return refresh_pass(alias, with_dependents(alias, views), trigger="drain")
+
+
+def with_dependents(using: str, views: set[ViewModel]) -> set[ViewModel]:
+    """The views plus every view built on them: their refresh will mark those."""
+    return views | database_graph(using).descendants(views)

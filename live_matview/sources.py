@@ -39,15 +39,32 @@ def table_keys(name: RelationName) -> list[str]:
 
 @dataclass
 class SourceMap:
-    """``views_by_table`` answers the writer; ``tables_by_view`` feeds the trigger's map."""
+    """Who reads what, split the way marks and refreshes need it.
 
+    A write marks the views that read the written table directly (``readers_by_table``);
+    refreshing a view marks the views that read it (``dependents``), inside the refresh's
+    transaction, so a child is marked only by a parent refresh that can include the write.
+    The pass that follows a commit refreshes readers and all their dependents
+    (``views_by_table``), parents first.
+    """
+
+    direct_tables: dict[ViewModel, set[RelationName]] = field(default_factory=dict)
+    readers_by_table: dict[str, set[ViewModel]] = field(default_factory=dict)
     views_by_table: dict[str, set[ViewModel]] = field(default_factory=dict)
-    tables_by_view: dict[ViewModel, set[RelationName]] = field(default_factory=dict)
+    dependents: dict[ViewModel, set[ViewModel]] = field(default_factory=dict)
+    #: Tables whose capture trigger is in place and enabled (their marks come from it).
+    triggered: set[str] = field(default_factory=set)
 
     def views_for(self, tables: set[str] | list[str]) -> set[ViewModel]:
         found: set[ViewModel] = set()
         for table in tables:
             found |= self.views_by_table.get(table, set())
+        return found
+
+    def readers_of(self, tables: set[str] | list[str]) -> set[ViewModel]:
+        found: set[ViewModel] = set()
+        for table in tables:
+            found |= self.readers_by_table.get(table, set())
         return found
 
 
@@ -93,6 +110,33 @@ def _recorded_tables(cursor: Any, oid: int) -> set[RelationName]:
     return {RelationName(name, schema) for schema, name in cursor.fetchall()}
 
 
+def _triggered_tables(cursor: Any) -> set[RelationName]:
+    from .capture.triggers import TRIGGER_NAME
+
+    cursor.execute(
+        """
+        SELECT n.nspname, c.relname
+        FROM pg_trigger t
+        JOIN pg_class c ON c.oid = t.tgrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE t.tgname LIKE %s AND t.tgenabled <> 'D'
+        """,
+        [f"pgtrigger_{TRIGGER_NAME}_%"],
+    )
+    return {RelationName(name, schema) for schema, name in cursor.fetchall()}
+
+
+def _closure(view: ViewModel, dependents: dict[ViewModel, set[ViewModel]]) -> set[ViewModel]:
+    seen: set[ViewModel] = set()
+    stack = [view]
+    while stack:
+        for child in dependents.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
 def build_source_map(using: str, graph: DependencyGraph | None = None) -> SourceMap:
     connection = connections[using]
     graph = database_graph(using) if graph is None else graph
@@ -100,23 +144,21 @@ def build_source_map(using: str, graph: DependencyGraph | None = None) -> Source
     with transaction.atomic(using=using), connection.cursor() as cursor:
         oids = existing_views(cursor, connection, graph.nodes)
         direct = {view: _direct_sources(view, cursor, oids) for view in graph.nodes}
-    # A view inherits the sources of every view it reads (graph parents) or names in
-    # refresh_on; iterate to a fixed point, which also settles parents that come later.
-    effective = {view: set(direct[view][0]) for view in graph.nodes}
-    changed = True
-    while changed:
-        changed = False
-        for view in graph.nodes:
-            for parent in graph.parents[view] | direct[view][1]:
-                missing = effective.get(parent, set()) - effective[view]
-                if missing:
-                    effective[view] |= missing
-                    changed = True
-    source_map = SourceMap(tables_by_view=effective)
-    for view, tables in effective.items():
+        triggered = _triggered_tables(cursor)
+    dependents: dict[ViewModel, set[ViewModel]] = {view: set() for view in graph.nodes}
+    for view in graph.nodes:
+        for parent in graph.parents[view] | direct[view][1]:
+            dependents.setdefault(parent, set()).add(view)
+    source_map = SourceMap(
+        direct_tables={view: direct[view][0] for view in graph.nodes}, dependents=dependents
+    )
+    source_map.triggered = {key for table in triggered for key in table_keys(table)}
+    for view, tables in source_map.direct_tables.items():
+        affected = {view} | _closure(view, dependents)
         for table in tables:
             for key in table_keys(table):
-                source_map.views_by_table.setdefault(key, set()).add(view)
+                source_map.readers_by_table.setdefault(key, set()).add(view)
+                source_map.views_by_table.setdefault(key, set()).update(affected)
     return source_map
 
 

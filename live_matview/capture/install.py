@@ -25,13 +25,11 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
     """Returns a line per change made (empty when everything was in place already)."""
     changes: list[str] = []
     source_map = build_source_map(connection.alias, graph)
-    tables = (
-        set().union(*source_map.tables_by_view.values()) if source_map.tables_by_view else set()
-    )
+    tables = set().union(*source_map.direct_tables.values()) if source_map.direct_tables else set()
     oids = relation_oids(cursor, connection, tables)
     wanted = {
         (oids[table], view._meta.db_table)
-        for view, view_tables in source_map.tables_by_view.items()
+        for view, view_tables in source_map.direct_tables.items()
         for table in view_tables
         if table in oids
     }
@@ -46,7 +44,7 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
             )
         changes.append(f"source map: {len(wanted)} (table, view) pairs")
     if conf.capture() == "triggers" and apps.is_installed("pgtrigger"):
-        models = _trigger_targets(tables, source_map.tables_by_view)
+        models = _trigger_targets(tables, source_map.direct_tables)
         for label in ensure_triggers(connection.alias, models):
             changes.append(f"capture trigger installed on {label}")
     return changes

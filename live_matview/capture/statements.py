@@ -123,8 +123,7 @@ def _record_writes(connection: Any, tables: list[str]) -> None:
         return
     if not connection.in_atomic_block:
         if connection.get_autocommit():  # the statement has committed already
-            if conf.capture() == "signals":
-                _insert_marks(connection, hits)
+            _insert_marks(connection, _unmarked(sources, hits))
             from ..scheduler import writes_committed
 
             writes_committed(connection.alias, set(hits))
@@ -134,18 +133,27 @@ def _record_writes(connection: Any, tables: list[str]) -> None:
     new = [table for table in hits if (sids, table) not in record.entries]
     if not new:
         return
-    if conf.capture() == "signals":
-        _insert_marks(connection, new)
+    _insert_marks(connection, _unmarked(sources, new))
     record.entries.update((sids, table) for table in new)
     transaction.on_commit(record.flush, using=connection.alias)
     record.hooks = connection.run_on_commit
 
 
+def _unmarked(sources: Any, tables: list[str]) -> list[str]:
+    """Tables whose marks no trigger writes: all of them in signals mode; in trigger mode
+    those without the trigger (auto-created m2m tables, a trigger not installed yet)."""
+    if conf.capture() == "signals":
+        return tables
+    return [table for table in tables if table not in sources.triggered]
+
+
 def _insert_marks(connection: Any, tables: list[str]) -> None:
-    """Signals mode: the durable marks the trigger would have written."""
+    """The durable marks the trigger would have written, in the writer's transaction."""
     from ..sources import source_map
 
-    views = source_map(connection.alias).views_for(tables)
+    if not tables:
+        return
+    views = source_map(connection.alias).readers_of(tables)
     if not views:
         return
     rows = [(view._meta.db_table, ",".join(sorted(tables))) for view in views]
