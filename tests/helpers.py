@@ -58,3 +58,41 @@ def capture_trigger_names() -> list[tuple[str, str]]:
         "SELECT c.oid::regclass::text, t.tgname FROM pg_trigger t "
         "JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname LIKE 'pgtrigger_live_matview_%%'"
     )
+
+
+def database_url(dbname: str | None = None) -> str:
+    """A libpq URL of the suite's database server (TCP or socket directory)."""
+    from urllib.parse import quote
+
+    db = connection.settings_dict
+    dbname = dbname or db["NAME"]
+    user = quote(db["USER"] or "")
+    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
+    host, port = db["HOST"] or "", db["PORT"] or "5432"
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{dbname}?host={quote(host, safe='/')}&port={port}"
+    return f"postgresql://{user}{password}@{host}:{port}/{dbname}"
+
+
+def raw_connection(dbname: str | None = None):
+    """A plain psycopg2 connection to the suite's database: a client Django knows nothing of."""
+    import psycopg2
+
+    settings = connection.settings_dict
+    return psycopg2.connect(
+        dbname=dbname or settings["NAME"],
+        user=settings["USER"],
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+    )
+
+
+def wait_until(condition, timeout: float = 30.0, message: str = "condition") -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.02)

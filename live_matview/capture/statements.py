@@ -156,12 +156,16 @@ def _insert_marks(connection: Any, tables: list[str]) -> None:
     views = source_map(connection.alias).readers_of(tables)
     if not views:
         return
-    rows = [(view._meta.db_table, ",".join(sorted(tables))) for view in views]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
-            "VALUES (%s, %s, now())",
-            rows,
+    names = sorted(view._meta.db_table for view in views)
+    source = ",".join(sorted(tables))
+    # A savepoint: should this fail, the writer's transaction must not be left aborted.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        # One statement: the marks, and the wake-up the trigger would have sent.
+        cursor.execute(
+            "WITH marked AS (INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
+            "SELECT name, %s, now() FROM unnest(%s::text[]) AS name RETURNING 1) "
+            "SELECT pg_notify('live_matview', '') FROM (SELECT 1 FROM marked LIMIT 1) AS one",
+            [source, names],
         )
 
 

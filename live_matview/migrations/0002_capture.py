@@ -3,8 +3,10 @@
 from django.db import migrations, models
 
 # What the capture trigger calls: the first write to a source table in a transaction
-# records one mark per dependent view; later statements only read a transaction-local
-# flag, which a rolled-back savepoint resets together with the marks it wrote. Tables and
+# records one mark per view that reads it; later statements only read a transaction-local
+# flag, which a rolled-back savepoint resets together with the marks it wrote. It also
+# wakes listening workers (NOTIFY is folded to one per transaction, and delivered only on
+# commit); `ALTER DATABASE ... SET live_matview.notify = off` turns that off. Tables and
 # the function are schema-qualified, so writers with another search_path still find them.
 MARK_FUNCTION = """
 CREATE OR REPLACE FUNCTION {schema}.live_matview_mark(source oid) RETURNS void
@@ -16,6 +18,9 @@ BEGIN
         SELECT s.view_name, source::regclass::text, now()
         FROM {schema}.live_matview_source s
         WHERE s.relid = source;
+        IF current_setting('live_matview.notify', true) IS DISTINCT FROM 'off' THEN
+            PERFORM pg_notify('live_matview', '');
+        END IF;
     END IF;
 END
 $body$

@@ -9,8 +9,9 @@ from .materialized_views import (
     QuotedNameView,
     SchemaView,
     SkuPrefixCounts,
+    SlowView,
 )
-from .shop import Customer, Item, Order, Tag
+from .shop import Customer, Item, Order, SleepSetting, Tag
 
 __all__ = [
     "BigSpenders",
@@ -26,5 +27,7 @@ __all__ = [
     "QuotedNameView",
     "SchemaView",
     "SkuPrefixCounts",
+    "SleepSetting",
+    "SlowView",
     "Tag",
 ]

@@ -20,3 +20,9 @@ class Item(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     sku = models.CharField(max_length=20)
     quantity = models.IntegerField(default=1)
+
+
+class SleepSetting(models.Model):
+    """How long SlowView's query sleeps: lets a test catch a worker mid-refresh."""
+
+    seconds = models.FloatField(default=0)

@@ -72,6 +72,16 @@ class OrderTagCounts(MaterializedViewModel):
         )
 
 
+class SlowView(MaterializedViewModel):
+    """Refreshed only by the worker; its query sleeps as long as SleepSetting says."""
+
+    refresh_on = [Order]
+    refresh_mode = "manual"
+    create_pkey_index = True
+
+    order_id = models.BigIntegerField(primary_key=True)
+
+
 class SkuPrefixCounts(MaterializedViewModel):
     """Parameters with a '%' in a literal: bound by the driver, never pasted."""
 
