@@ -6,6 +6,8 @@ and each hint says the fix.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import router
 from django.db.models import Model, UniqueConstraint
 
@@ -21,8 +23,9 @@ from . import conf
 from .definition import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
 from .exceptions import DependencyCycleError, ViewDefinitionError
 from .names import RelationName
-from .registry import DependencyGraph, resolve_model, view_models
+from .registry import DependencyGraph, declared_sources, resolve_model, view_models
 
+_QUOTED = re.compile(r'"((?:[^"]|"")*)"')
 POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 
 
@@ -61,6 +64,7 @@ def check_view_models(
             continue
         errors.extend(_check_model(model))
     errors.extend(_check_cycles(models))
+    errors.extend(_check_coverage(models, wanted))
     return errors
 
 
@@ -80,6 +84,14 @@ def check_capture(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     id="live_matview.E011",
                 )
             )
+    if conf.async_backend() == "celery" and importlib.util.find_spec("celery") is None:
+        errors.append(
+            Error(
+                "LIVE_MATVIEW_ASYNC is 'celery' but Celery is not installed.",
+                hint='pip install "live-matview[celery]", or set LIVE_MATVIEW_ASYNC = "thread".',
+                id="live_matview.E014",
+            )
+        )
     needs_triggers = conf.capture() == "triggers" and any(
         model.refresh_on for model in view_models()
     )
@@ -234,6 +246,68 @@ def _check_refresh_on(model: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+def _check_coverage(models: list[Any], wanted: set[str] | None) -> list[CheckMessage]:
+    """A view that refreshes on writes but reads a table none of its sources cover would
+    go stale on writes to that table (e.g. a view on a view that also joins names)."""
+    try:
+        graph = DependencyGraph.from_querysets(models)
+        ordered = graph.order()
+    except Exception:  # noqa: BLE001  (reported by E003/E005/E006)
+        return []
+    tables = {
+        model._meta.db_table: model
+        for model in apps.get_models(include_auto_created=True)
+        if not model._meta.proxy and model not in graph.children
+    }
+    covered: dict[Any, set[str]] = {}
+    for view in ordered:
+        own = {_table(source) for source in declared_sources(view) if source not in graph.children}
+        own |= {_table(m2m) for source in declared_sources(view) for m2m in _m2m_tables(source)}
+        inherited = set().union(*(covered[parent] for parent in graph.parents[view]))
+        named_views = [s for s in declared_sources(view) if s in graph.children]
+        inherited |= set().union(*(covered.get(parent, set()) for parent in named_views))
+        covered[view] = own | inherited
+    warnings: list[CheckMessage] = []
+    for view in ordered:
+        if view.refresh_on == "auto" or not covered[view]:
+            continue  # "auto" follows the database; no sources at all means refreshed by hand
+        if wanted is not None and view._meta.app_label not in wanted:
+            continue
+        read = _tables_read(view) & set(tables)
+        for table in sorted(read - covered[view]):
+            warnings.append(
+                Warning(
+                    f"{view._meta.label} reads {table} ({tables[table]._meta.label}), which "
+                    "is not among its sources: writes there will not refresh it.",
+                    hint=f'Add "{tables[table]._meta.label}" to its refresh_on, or use '
+                    'refresh_on = "auto".',
+                    obj=view,
+                    id="live_matview.W001",
+                )
+            )
+    return warnings
+
+
+def _table(model: Any) -> str:
+    return str(model._meta.db_table)
+
+
+def _m2m_tables(model: Any) -> list[Any]:
+    return [
+        field.remote_field.through
+        for field in model._meta.local_many_to_many
+        if field.remote_field.through._meta.auto_created
+    ]
+
+
+def _tables_read(view: Any) -> set[str]:
+    queryset = get_queryset(view)
+    if queryset is None:
+        return set()  # a SQL file: migrate_with_views reads pg_depend instead
+    compiled, _params = queryset.query.sql_with_params()
+    return {name.replace('""', '"') for name in _QUOTED.findall(compiled)}
 
 
 def _check_cycles(models: list[Any]) -> list[CheckMessage]:

@@ -64,6 +64,9 @@ class ManagedView(models.Model):
         null=True, blank=True, help_text="Passes that honour back-off skip the view until then."
     )
     last_error = models.TextField(blank=True)
+    task_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="A Celery refresh of this view is queued since then."
+    )
 
     class Meta:
         ordering = ("view_name",)

@@ -70,6 +70,10 @@ class SyncPlan:
     def changes(self) -> list[ViewAction]:
         return [action for action in self.actions if action.kind in CHANGES]
 
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes or self.capture_changes)
+
     def of_kind(self, *kinds: str) -> list[ViewAction]:
         return [action for action in self.actions if action.kind in kinds]
 

@@ -63,8 +63,12 @@ def unlock_sync(connection: BaseDatabaseWrapper) -> None:
 
 def plan_views(using: str = DEFAULT_DB_ALIAS) -> SyncPlan:
     """What a sync would do, computed in a transaction that is then rolled back."""
+    connection = connections[using]
     with transaction.atomic(using=using):
         plan = make_plan(using)
+        # Capture changes are found by making them, then rolling everything back.
+        with connection.cursor() as cursor:
+            plan.capture_changes = sync_capture(cursor, connection, plan.graph)
         transaction.set_rollback(True, using=using)
     return plan
 

@@ -128,18 +128,35 @@ def writes_committed(using: str, tables: set[str]) -> None:
 
 
 def views_dirtied(using: str, views: set[ViewModel]) -> None:
+    """Act on dirty views by their mode. Runs after the writer's commit, so nothing may
+    escape from here: the write is done, a refresh problem is logged and retried."""
     if _deferral.depth:
         _deferral.views.setdefault(using, set()).update(views)
         return
+    try:
+        _dispatch(using, views)
+    except Exception:  # noqa: BLE001
+        logger.exception(
+            "Could not refresh %s after a commit; the marks stay for the next pass",
+            sorted(view._meta.label for view in views),
+        )
+
+
+def _dispatch(using: str, views: set[ViewModel]) -> None:
     now = [view for view in views if mode_of(view) == ON_COMMIT]
     later = [view for view in views if mode_of(view) == ASYNC]
     if now:
         result = refresh_pass(using, now, trigger="on_commit")
         _retry_later(using, result.failed)
     if later:
-        from .background import submit
+        if conf.async_backend() == "celery":
+            from .tasks import submit as send_tasks
 
-        submit(using, later)
+            send_tasks(using, later)
+        else:
+            from .background import submit
+
+            submit(using, later)
 
 
 def _retry_later(using: str, failed: list[ViewModel]) -> None:

@@ -1,5 +1,6 @@
 """Settings shared by the test suite and the type checker."""
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,6 +40,12 @@ TEMPLATES = [
         },
     }
 ]
+# The Celery tests' broker; .ci/run starts a Redis server at this address.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -189,3 +189,21 @@ def test_e012_bad_refresh_mode_on_a_view(monkeypatch):
 def test_e013_db_table_that_cannot_be_parsed(monkeypatch):
     view = queryset_view("BadTable", Meta=type("Meta", (), {"db_table": '"a"."b"."c"'}))
     assert "live_matview.E013" in check_output(monkeypatch, view)
+
+
+@pytest.mark.usefixtures("isolated")
+def test_w001_view_reading_a_table_its_sources_miss(monkeypatch):
+    import io
+
+    view = queryset_view(
+        "NamesToo",
+        refresh_on=[Order],
+        get_query_from_queryset=staticmethod(lambda: Order.objects.values("id", "customer__name")),
+    )
+    monkeypatch.setattr(checks, "view_models", lambda: [view])
+    out, err = io.StringIO(), io.StringIO()
+    call_command("check", stdout=out, stderr=err)  # a warning: start-up goes on
+    report = out.getvalue() + err.getvalue()
+    assert "live_matview.W001" in report
+    assert "testapp_customer (testapp.Customer)" in report
+    assert 'Add "testapp.Customer" to its refresh_on' in report

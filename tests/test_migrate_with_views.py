@@ -18,7 +18,14 @@ from live_matview import conf
 from live_matview.models import ManagedView
 from live_matview.processor import SYNC_LOCK_KEY
 from live_matview.registry import view_models
-from tests.helpers import execute, fetch, matview_definition, view_oid, view_oids
+from tests.helpers import (
+    capture_trigger_names,
+    execute,
+    fetch,
+    matview_definition,
+    view_oid,
+    view_oids,
+)
 from tests.testapp.models import (
     BigSpenders,
     Customer,
@@ -329,3 +336,14 @@ def test_command_line_exit_code_and_message(sql_file):
     assert "testapp.ItemSales" in result.stderr
     assert str(sql_file) in result.stderr
     assert view_oid(ItemSales) == before
+
+
+def test_missing_capture_trigger_is_reported_checked_and_reinstalled():
+    (table, name), *_ = [row for row in capture_trigger_names() if row[0] == "testapp_item"]
+    execute(f'DROP TRIGGER "{name}" ON {table}')
+    with pytest.raises(SystemExit):
+        run("--check")
+    output = run()
+    assert "capture  capture trigger installed on testapp.Item" in output
+    assert (table, name) in capture_trigger_names()
+    assert "No changes." in run()

@@ -17,7 +17,7 @@ import logging
 import re
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import transaction
 
 from .. import conf
 
@@ -190,11 +190,19 @@ def capture_statements(
             _note_rollback(connection, sql)
         else:
             tables = written_tables(sql)
-            if tables:
+            if tables and not _changed_nothing(context.get("cursor"), sql, many):
                 _record_writes(connection, tables)
-    except DatabaseError:
+    except Exception:  # noqa: BLE001  (never break the caller's statement)
         logger.exception("live_matview could not record a write; views may stay stale.")
     return result
+
+
+def _changed_nothing(cursor: Any, sql: str, many: bool) -> bool:
+    """An UPDATE or DELETE that matched no row (or an INSERT that conflicted) changed
+    nothing: no refresh for it. TRUNCATE reports no count, so it always counts."""
+    if many or cursor is None or sql.lstrip()[:8].upper() == "TRUNCATE":
+        return False
+    return getattr(cursor, "rowcount", -1) == 0
 
 
 def install(connection: Any) -> None:

@@ -126,5 +126,14 @@ class Migration(migrations.Migration):
                 max_length=32,
             ),
         ),
+        migrations.AddField(
+            model_name="managedview",
+            name="task_queued_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="A Celery refresh of this view is queued since then.",
+                null=True,
+            ),
+        ),
         migrations.RunPython(create_capture_objects, drop_capture_objects),
     ]

@@ -59,7 +59,7 @@ class Command(migrate.Command):
         except LiveMatviewError as exc:
             raise CommandError(str(exc)) from exc
         self._report(plan, applied=False)
-        if options["check_unapplied"] and (migrations_pending or plan.changes):
+        if options["check_unapplied"] and (migrations_pending or plan.has_changes):
             sys.exit(1)
 
     def _report(self, plan: SyncPlan, *, applied: bool) -> None:
@@ -67,7 +67,9 @@ class Command(migrate.Command):
             return
         heading = "Materialized views:" if applied else "Planned materialized view changes:"
         self.stdout.write(heading, self.style.MIGRATE_HEADING)
-        if not plan.changes:
+        if not plan.has_changes:
             self.stdout.write("  No changes.")
         for action in plan.changes if self.verbosity < 2 else plan.actions:
             self.stdout.write(f"  {action.describe()}")
+        for change in plan.capture_changes:
+            self.stdout.write(f"  capture  {change}")

@@ -64,13 +64,15 @@ class ProductSales(MaterializedViewModel):
 
 
 class TopCustomers(MaterializedViewModel):
-    """The three best customers, read from the CustomerTotals view.
+    """The three best customers, read from the CustomerTotals view and the customer table.
 
-    It declares no ``refresh_on``: reading CustomerTotals is enough for the library to build and
-    refresh it after its parent, and to treat a write to Order as making it stale too.
+    Reading CustomerTotals is enough for the library to build and refresh it after its parent,
+    and to treat a write to Order or OrderLine as making it stale too. ``refresh_on`` only lists
+    what it reads itself: ``Customer``, for the name, so that renaming a customer refreshes it.
     """
 
     create_pkey_index = True
+    refresh_on = [Customer]
 
     rank = models.IntegerField(primary_key=True)
     customer = models.OneToOneField(Customer, db_column="customer_id", on_delete=models.DO_NOTHING)
