@@ -128,13 +128,20 @@ def test_signals():
 
 def test_refresh_views_refreshes_parents_before_children():
     out = io.StringIO()
-    call_command("refresh_views", stdout=out)
+    call_command("refresh_views", "--progress", stdout=out)
     names = list(
         MaterializedViewRefreshLog.objects.order_by("id").values_list("view_name", flat=True)
     )
     assert names.index("testapp_customertotals") < names.index("testapp_bigspenders")
     assert all(log.trigger == "command" for log in MaterializedViewRefreshLog.objects.all())
-    assert "testapp.BigSpenders: refreshed" in out.getvalue()
+    assert "] testapp.BigSpenders ... plain, " in out.getvalue()
+
+
+def test_refresh_views_is_quiet_when_not_on_a_terminal():
+    out = io.StringIO()
+    call_command("refresh_views", stdout=out)
+    assert out.getvalue() == ""
+    assert MaterializedViewRefreshLog.objects.filter(trigger="command").exists()
 
 
 def test_refresh_views_named_and_mode(customer):
@@ -164,3 +171,39 @@ def test_refresh_views_reports_failures(customer):
         call_command("refresh_views", stdout=io.StringIO(), stderr=io.StringIO())
     # The others were still refreshed.
     assert MaterializedViewRefreshLog.objects.filter(failed=False).count() >= 2
+
+
+def test_status_command_shows_every_view(customer):
+    import json
+
+    Order.objects.create(customer=customer, amount=5)
+    CustomerTotals.refresh()
+    out = io.StringIO()
+    call_command("live_matview_status", "--exact", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:3] == ["view", "rows", "size"]
+    row = next(line for line in lines if line.startswith("testapp_customertotals"))
+    assert " 1 " in row
+    assert "concurrently" in row
+    assert "testapp_order" in row
+    out = io.StringIO()
+    call_command("live_matview_status", "--json", stdout=out)
+    statuses = {item["view"]: item for item in json.loads(out.getvalue())}
+    totals = statuses["testapp_customertotals"]
+    assert totals["exists"]
+    assert totals["populated"]
+    assert totals["last_concurrently"]
+    assert statuses["testapp_bigspenders"]["depends_on"] == ["testapp.CustomerTotals"]
+
+
+def test_status_shows_failures_and_backoff(customer):
+    import json
+
+    with pytest.raises(RefreshError):
+        ItemSales.refresh(concurrently=True)
+    out = io.StringIO()
+    call_command("live_matview_status", "--json", stdout=out)
+    item_sales = next(s for s in json.loads(out.getvalue()) if s["view"] == "testapp_itemsales")
+    assert item_sales["consecutive_failures"] == 1
+    assert item_sales["next_retry"] is not None
+    assert item_sales["last_failed"] is True

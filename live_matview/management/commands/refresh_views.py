@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -26,6 +28,12 @@ class Command(BaseCommand):
         mode.add_argument(
             "--no-concurrently", action="store_const", const=False, dest="concurrently"
         )
+        parser.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Show a line per view as it refreshes (default: only on a terminal).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         using = options["database"]
@@ -42,7 +50,16 @@ class Command(BaseCommand):
                     )
                 selected.append(model)
         failures = []
-        for model in database_graph(using).order(selected):
+        ordered = database_graph(using).order(selected)
+        progress = options["progress"]
+        if progress is None:
+            progress = self.stdout.isatty()
+        progress = progress and options["verbosity"] >= 1
+        for number, model in enumerate(ordered, start=1):
+            if progress:
+                self.stdout.write(f"  [{number}/{len(ordered)}] {model._meta.label} ...", ending="")
+                self.stdout.flush()
+            clock = time.monotonic()
             try:
                 log = refresh_view(
                     model,
@@ -52,12 +69,13 @@ class Command(BaseCommand):
                 )
             except RefreshError as exc:
                 failures.append(model._meta.label)
+                if progress:
+                    self.stdout.write(" FAILED")
                 self.stderr.write(f"  {model._meta.label}: FAILED: {exc}")
                 continue
             assert not isinstance(log, Skipped)  # it waited for the lock and ignores marks
-            if options["verbosity"] >= 1:
-                seconds = log.duration.total_seconds() if log.duration else 0.0
+            if progress:
                 mode = "concurrently" if log.concurrently else "plain"
-                self.stdout.write(f"  {model._meta.label}: refreshed ({mode}) in {seconds:.3f}s")
+                self.stdout.write(f" {mode}, {time.monotonic() - clock:.3f}s")
         if failures:
             raise CommandError(f"Refresh failed for {', '.join(failures)}.")

@@ -1,0 +1,118 @@
+"""What ``live_matview_status`` shows: each view's state, read from the catalog and the
+library's own tables in a few queries (not one per view)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+from django.db.models import Count
+
+from . import ddl, introspection
+from .dependencies import database_graph, managed_models
+from .models import DirtyMark, ManagedView, MaterializedViewRefreshLog
+from .sources import source_map
+
+
+@dataclass
+class ViewStatus:
+    view: str
+    model: str
+    exists: bool
+    populated: bool | None
+    rows: int | None  # PostgreSQL's estimate, None before ANALYZE; exact with exact_rows
+    size_bytes: int | None
+    last_refresh: datetime | None
+    last_duration_ms: float | None
+    last_concurrently: bool | None
+    last_failed: bool | None
+    pending_marks: int
+    consecutive_failures: int
+    next_retry: datetime | None
+    refresh_mode: str
+    depends_on: list[str]
+    sources: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("last_refresh", "next_retry"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        return data
+
+
+def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
+    from .scheduler import mode_of
+
+    connection = connections[using]
+    models = managed_models(using)
+    graph = database_graph(using)
+    sources = source_map(using).direct_tables
+    marks = dict(
+        DirtyMark.objects.using(using)
+        .values("view_name")
+        .annotate(n=Count("id"))
+        .values_list("view_name", "n")
+    )
+    states = {row.view_name: row for row in ManagedView.objects.using(using)}
+    latest = _latest_logs(using, [model._meta.db_table for model in models])
+    statuses = []
+    with connection.cursor() as cursor:
+        for model in graph.order(models):
+            name = model._meta.db_table
+            oid = introspection.matview_oid(cursor, ddl.relation(model).quoted(connection))
+            stats = _relation_stats(cursor, oid) if oid is not None else (None, None, None)
+            if exact_rows and stats[0]:
+                cursor.execute(f"SELECT count(*) FROM {ddl.relation(model).quoted(connection)}")
+                stats = (stats[0], int(cursor.fetchone()[0]), stats[2])
+            state = states.get(name)
+            log = latest.get(name)
+            statuses.append(
+                ViewStatus(
+                    view=name,
+                    model=model._meta.label,
+                    exists=oid is not None,
+                    populated=stats[0],
+                    rows=stats[1],
+                    size_bytes=stats[2],
+                    last_refresh=log.updated_at if log else None,
+                    last_duration_ms=(
+                        log.duration.total_seconds() * 1000 if log and log.duration else None
+                    ),
+                    last_concurrently=log.concurrently if log else None,
+                    last_failed=log.failed if log else None,
+                    pending_marks=marks.get(name, 0),
+                    consecutive_failures=state.consecutive_failures if state else 0,
+                    next_retry=state.next_retry_at if state else None,
+                    refresh_mode=mode_of(model),
+                    depends_on=sorted(parent._meta.label for parent in graph.parents[model]),
+                    sources=sorted(
+                        table.name if table.schema in (None, "public") else str(table)
+                        for table in sources.get(model, ())
+                    ),
+                )
+            )
+    return statuses
+
+
+def _latest_logs(using: str, names: list[str]) -> dict[str, MaterializedViewRefreshLog]:
+    logs = (
+        MaterializedViewRefreshLog.objects.using(using)
+        .filter(view_name__in=names)
+        .order_by("view_name", "-updated_at", "-id")
+        .distinct("view_name")
+    )
+    return {log.view_name: log for log in logs}
+
+
+def _relation_stats(cursor: Any, oid: int) -> tuple[bool, int | None, int]:
+    cursor.execute(
+        "SELECT relispopulated, reltuples, pg_total_relation_size(oid) FROM pg_class "
+        "WHERE oid = %s",
+        [oid],
+    )
+    populated, tuples, size = cursor.fetchone()
+    rows = None if tuples is None or tuples < 0 else int(tuples)
+    return bool(populated), rows, int(size)
