@@ -5,3 +5,6 @@ from tests.settings_base import *  # noqa: F403
 from tests.settings_base import BASE_DIR
 
 DATABASES = {"default": database_settings(BASE_DIR / ".pgdata")}
+
+# A second database on the same server, for the multiple-database tests.
+DATABASES["other"] = {**DATABASES["default"], "NAME": f"{DATABASES['default']['NAME']}_other"}
