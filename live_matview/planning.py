@@ -156,6 +156,7 @@ def _probe_definition(cursor: Any, connection: Any, model: ViewModel) -> str:
     savepoint = transaction.savepoint(using=connection.alias)
     try:
         cursor.execute(statement)
+        check_columns(cursor, model, f"pg_temp.{PROBE_NAME}")
         cursor.execute("SELECT pg_get_viewdef(%s::regclass)", [f"pg_temp.{PROBE_NAME}"])
         return str(cursor.fetchone()[0])
     except DatabaseError as exc:
@@ -165,6 +166,24 @@ def _probe_definition(cursor: Any, connection: Any, model: ViewModel) -> str:
         ) from exc
     finally:
         transaction.savepoint_rollback(savepoint, using=connection.alias)
+
+
+def check_columns(cursor: Any, model: ViewModel, relation: str) -> None:
+    """The model reads these columns: the query must return every one of them."""
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
+        "AND attnum > 0 AND NOT attisdropped",
+        [relation],
+    )
+    returned = {row[0] for row in cursor.fetchall()}
+    expected = [str(field.column) for field in model._meta.concrete_fields]
+    missing = [column for column in expected if column not in returned]
+    if missing:
+        raise SyncError(
+            f"{model._meta.label}: its query ({describe_source(model)}) returns the columns "
+            f"{', '.join(sorted(returned))}, but the model also reads "
+            f"{', '.join(missing)}. Rename them in the query (or set db_column on the fields)."
+        )
 
 
 def legacy_view_names(cursor: Any) -> set[str]:

@@ -29,6 +29,7 @@ from .planning import (
     REINDEX,
     SyncPlan,
     ViewAction,
+    check_columns,
     index_digest,
     make_plan,
 )
@@ -153,6 +154,7 @@ def _create(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> Non
                 waiting.append((action, exc))
                 continue
             transaction.savepoint_commit(savepoint, using=connection.alias)
+            check_columns(cursor, action.model, ddl.relation(action.model).quoted(connection))
             _index(cursor, action, replace=False)
         if len(waiting) == len(pending):
             first, error = waiting[0]

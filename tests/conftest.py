@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 
@@ -26,12 +24,21 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def sql_file():
-    """Edit ItemSales' SQL file for one test and put the original back afterwards."""
-    path = Path(__file__).parent / "testapp/models/materialized_views/sql_files/itemsales.sql"
-    original = path.read_text()
-    yield path
-    path.write_text(original)
+def sql_file(tmp_path, monkeypatch):
+    """ItemSales' SQL file, copied to a temporary path that the library reads instead for
+    this test: tests can edit it without touching the repository (or each other)."""
+    from live_matview import definition
+    from tests.testapp.models import ItemSales
+
+    original = definition.sql_file_candidates
+    copy = tmp_path / "itemsales.sql"
+    copy.write_text(original(ItemSales)[0].read_text())
+
+    def candidates(model):
+        return [copy] if model is ItemSales else original(model)
+
+    monkeypatch.setattr(definition, "sql_file_candidates", candidates)
+    return copy
 
 
 @pytest.fixture(autouse=True)

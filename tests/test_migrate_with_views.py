@@ -12,7 +12,8 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import Count, Sum, TextField
+from django.db.models.functions import Cast
 
 from live_matview import conf
 from live_matview.models import ManagedView
@@ -128,10 +129,12 @@ def test_failure_after_drops_rolls_everything_back(monkeypatch):
     """The parent is dropped and recreated, then its child fails to build: the whole
     sync is undone, both views are as they were."""
 
-    def without_total():
-        return Order.objects.values("customer_id").annotate(orders=Count("id"))
+    def total_as_text():
+        return Order.objects.values("customer_id").annotate(
+            orders=Count("id"), total=Cast(Sum("amount"), output_field=TextField())
+        )
 
-    monkeypatch.setattr(CustomerTotals, "get_query_from_queryset", staticmethod(without_total))
+    monkeypatch.setattr(CustomerTotals, "get_query_from_queryset", staticmethod(total_as_text))
     before = {model: (view_oid(model), matview_definition(model)) for model in view_models()}
     with pytest.raises(CommandError) as excinfo:
         run()
@@ -315,8 +318,10 @@ def test_concurrent_runs_wait_for_each_other(django_db_blocker):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_command_line_exit_code_and_message(sql_file):
-    sql_file.write_text("SELECT broken FROM nowhere")
+def test_command_line_exit_code_and_message():
+    """Run as a user would: a process, its exit code and stderr. The view's query breaks
+    because a column it reads was renamed behind the library's back."""
+    execute("ALTER TABLE testapp_item RENAME COLUMN quantity TO qty")
     settings = connection.settings_dict
     env = {
         **os.environ,
@@ -325,16 +330,20 @@ def test_command_line_exit_code_and_message(sql_file):
         ),
     }
     before = view_oid(ItemSales)
-    result = subprocess.run(
-        [sys.executable, "-m", "django", "migrate_with_views", "--settings=tests.settings"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "django", "migrate_with_views", "--settings=tests.settings"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        execute("ALTER TABLE testapp_item RENAME COLUMN qty TO quantity")
     assert result.returncode == 1
     assert "testapp.ItemSales" in result.stderr
-    assert str(sql_file) in result.stderr
+    assert "itemsales.sql" in result.stderr
+    assert 'column "quantity" does not exist' in result.stderr
     assert view_oid(ItemSales) == before
 
 
@@ -347,3 +356,21 @@ def test_missing_capture_trigger_is_reported_checked_and_reinstalled():
     assert "capture  capture trigger installed on testapp.Item" in output
     assert (table, name) in capture_trigger_names()
     assert "No changes." in run()
+
+
+def test_query_missing_a_model_column_is_an_error(sql_file):
+    sql_file.write_text("SELECT sku, sum(quantity)::integer AS qty FROM testapp_item GROUP BY sku")
+    before = view_oid(ItemSales)
+    with pytest.raises(CommandError) as excinfo:
+        run()
+    message = str(excinfo.value)
+    assert "testapp.ItemSales" in message
+    assert "returns the columns qty, sku, but the model also reads quantity" in message
+    assert view_oid(ItemSales) == before
+
+
+def test_new_view_missing_a_model_column_is_an_error(sql_file):
+    execute("DROP MATERIALIZED VIEW testapp_itemsales")
+    sql_file.write_text("SELECT sku FROM testapp_item")
+    with pytest.raises(CommandError, match="also reads quantity"):
+        run()

@@ -82,8 +82,10 @@ class TopCustomers(MaterializedViewModel):
     @staticmethod
     def get_query_from_queryset():
         ranking = Window(RowNumber(), order_by=[F("revenue").desc(), F("customer_id").asc()])
+        # A LIMIT rather than filter(rank__lte=3): Django 4.2 renames the columns of a
+        # query that filters on a window function, and a view's columns must keep their names.
         return (
             CustomerTotals.objects.annotate(rank=ranking)
-            .filter(rank__lte=3)
-            .values("rank", "customer_id", "revenue", name=F("customer__name"))
+            .order_by("-revenue", "customer_id")
+            .values("rank", "customer_id", "revenue", name=F("customer__name"))[:3]
         )

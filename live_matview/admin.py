@@ -1,0 +1,218 @@
+"""Django admin: the refresh log, read only, and the managed views with a "Refresh now" action.
+
+Imported only by the admin's autodiscovery, so projects without ``django.contrib.admin``
+never load it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib import admin, messages
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils.text import Truncator
+from django.utils.translation import ngettext
+
+from .base_model import MaterializedViewModel
+from .dependencies import database_graph
+from .exceptions import LiveMatviewError, RefreshError
+from .models import DirtyMark, ManagedView, MaterializedViewRefreshLog
+from .refresh import Skipped, refresh_view
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import HttpRequest
+
+    from .dependencies import ViewModel
+
+
+def _seconds(duration: timedelta) -> str:
+    seconds = duration.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+@admin.register(MaterializedViewRefreshLog)
+class MaterializedViewRefreshLogAdmin(admin.ModelAdmin):
+    """Every refresh attempt, for reading only: the log is written by refreshes alone."""
+
+    list_display = (
+        "view_name",
+        "updated_at",
+        "took",
+        "mode",
+        "trigger",
+        "outcome",
+        "short_error",
+    )
+    list_filter = ("failed", "trigger", "view_name")
+    search_fields = ("view_name", "error")
+    date_hierarchy = "updated_at"
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        return super().changelist_view(request, {"title": "Refresh log", **(extra_context or {})})
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="duration", ordering="duration")
+    def took(self, log: MaterializedViewRefreshLog) -> str:
+        return "-" if log.duration is None else _seconds(log.duration)
+
+    # Words in these two columns, not boolean icons: a green tick for a failure, or a red
+    # cross for a plain refresh, would be read the wrong way round.
+    @admin.display(description="mode", ordering="concurrently")
+    def mode(self, log: MaterializedViewRefreshLog) -> str:
+        if log.concurrently is None:
+            return "-"
+        return "concurrently" if log.concurrently else "plain"
+
+    @admin.display(description="outcome", ordering="failed")
+    def outcome(self, log: MaterializedViewRefreshLog) -> str:
+        return "failed" if log.failed else "ok"
+
+    @admin.display(description="error")
+    def short_error(self, log: MaterializedViewRefreshLog) -> str:
+        first_line = log.error.strip().split("\n", 1)[0]
+        return Truncator(first_line).chars(80)
+
+
+@admin.register(ManagedView)
+class ManagedViewAdmin(admin.ModelAdmin):
+    """The views ``migrate_with_views`` manages, with their refresh state.
+
+    Rows are maintained by ``migrate_with_views`` and by refreshes, so nothing here edits
+    them. "Refresh now" needs the change permission on managed views.
+    """
+
+    list_display = (
+        "view_name",
+        "model_label",
+        "last_refreshed_at",
+        "consecutive_failures",
+        "next_retry_at",
+        "pending_marks",
+    )
+    search_fields = ("view_name", "app_label", "model_name")
+    actions = ("refresh_now",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ManagedView]:
+        marks = (
+            DirtyMark.objects.filter(view_name=OuterRef("view_name"))
+            .order_by()
+            .values("view_name")
+            .annotate(count=Count("id"))
+            .values("count")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                marks=Coalesce(Subquery(marks, output_field=IntegerField()), Value(0)),
+            )
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = {"title": "Materialized views"}
+        return super().changelist_view(request, {**title, **(extra_context or {})})
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A row is never edited; the model-level permission is kept because it is
+        # the one "Refresh now" asks for.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="model")
+    def model_label(self, view: ManagedView) -> str:
+        return f"{view.app_label}.{view.model_name}"
+
+    @admin.display(description="pending marks", ordering="marks")
+    def pending_marks(self, view: ManagedView) -> int:
+        return int(getattr(view, "marks", 0))
+
+    @admin.action(description="Refresh now", permissions=["change"])
+    def refresh_now(self, request: HttpRequest, queryset: QuerySet[ManagedView]) -> None:
+        """Refresh the selected views, parents before children, in the admin's database."""
+        using = queryset.db
+        found: list[ViewModel] = []
+        for view in queryset:
+            model = _view_model(view)
+            if model is None:
+                self.message_user(
+                    request,
+                    f"{view.view_name}: no view model {view.app_label}.{view.model_name} is "
+                    "installed; run ./manage.py migrate_with_views to drop its view.",
+                    messages.ERROR,
+                )
+            else:
+                found.append(model)
+        if not found:
+            return
+        try:
+            ordered = database_graph(using).order(found)
+        except LiveMatviewError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        for model in sorted(set(found) - set(ordered), key=lambda m: m._meta.label_lower):
+            self.message_user(
+                request,
+                f"{model._meta.label}: the database routers do not place it in "
+                f"database {using!r}, so it was not refreshed there.",
+                messages.ERROR,
+            )
+        done: list[str] = []
+        for model in ordered:
+            try:
+                log = refresh_view(model, using=using, trigger="admin", wait=False)
+            except RefreshError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            if log is Skipped.BUSY:
+                self.message_user(
+                    request,
+                    f"{model._meta.db_table}: another process is refreshing it right now.",
+                    messages.WARNING,
+                )
+            elif not isinstance(log, Skipped):
+                mode = "concurrently" if log.concurrently else "plainly"
+                done.append(f"{model._meta.db_table} {mode}")
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "Refreshed %(count)d view: %(views)s.",
+                    "Refreshed %(count)d views: %(views)s.",
+                    len(done),
+                )
+                % {"count": len(done), "views": ", ".join(done)},
+                messages.SUCCESS,
+            )
+
+
+def _view_model(view: ManagedView) -> ViewModel | None:
+    """The installed view model a row names, or ``None`` once its model is gone."""
+    try:
+        model = apps.get_model(view.app_label, view.model_name)
+    except LookupError:
+        return None
+    if not issubclass(model, MaterializedViewModel):
+        return None
+    return model

@@ -1,0 +1,82 @@
+"""The benchmark suite runs end to end: ``python -m benchmarks --quick`` on the test server.
+
+No timings are checked (timed tests are flaky and SPEC §6 wants bars read from tables);
+only that every scenario prints its table (or says why it was skipped) and the run
+exits 0. matplotlib and django-materialized-view are optional: without them the plot
+and scenario 6 say "skipped".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+REPO = Path(__file__).resolve().parent.parent
+HEADINGS = [
+    "== 1. Write overhead of capture",
+    "== 2. Coalescing",
+    "== 3. Refresh overhead",
+    "== 4. Freshness latency",
+    "== 5. Scale",
+    "== 6. Old library",
+]
+
+
+def database_url(settings: dict) -> str:
+    """A libpq URL for the server of ``settings`` (a socket directory goes in ``?host=``)."""
+    auth = quote(settings.get("USER") or "", safe="")
+    if settings.get("PASSWORD"):
+        auth += ":" + quote(settings["PASSWORD"], safe="")
+    host = settings.get("HOST") or ""
+    port = str(settings.get("PORT") or "")
+    query = []
+    if host.startswith("/"):
+        netloc = f"{auth}@" if auth else ""
+        query.append(f"host={quote(host, safe='/')}")
+        if port:
+            query.append(f"port={port}")
+    else:
+        netloc = (f"{auth}@" if auth else "") + host + (f":{port}" if port else "")
+    url = f"postgresql://{netloc}/{quote(settings['NAME'], safe='')}"
+    return url + ("?" + "&".join(query) if query else "")
+
+
+@pytest.fixture
+def scratch_database(django_db_blocker):
+    """A database name the benchmark creates on the test server; dropped here too, in
+    case the run died before its own clean-up."""
+    name = f"live_matview_bench_smoke_{uuid.uuid4().hex[:8]}"
+    yield name
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_every_table(scratch_database, tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    env["DATABASE_URL"] = database_url(connection.settings_dict)
+    json_path = tmp_path / "results.json"
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--json", str(json_path)]
+    run = subprocess.run(
+        [*command, "--db-name", scratch_database],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    for heading in HEADINGS:
+        assert heading in run.stdout, f"{heading!r} missing from:\n{run.stdout}"
+    assert "failed:" not in run.stdout, run.stdout
+    document = json.loads(json_path.read_text())
+    assert [scenario["number"] for scenario in document["scenarios"]] == [1, 2, 3, 4, 5, 6]
