@@ -13,6 +13,9 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.utils.translation import ngettext
 
@@ -52,6 +55,7 @@ class MaterializedViewRefreshLogAdmin(admin.ModelAdmin):
     list_filter = ("failed", "trigger", "view_name")
     search_fields = ("view_name", "error")
     date_hierarchy = "updated_at"
+    show_full_result_count = False  # the log grows without bound: one COUNT(*) per page is enough
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         return super().changelist_view(request, {"title": "Refresh log", **(extra_context or {})})
@@ -127,7 +131,7 @@ class ManagedViewAdmin(admin.ModelAdmin):
         return super().changelist_view(request, {**title, **(extra_context or {})})
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
+        return [field.name for field in self.model._meta.fields] + ["pending_marks", "refreshes"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -147,6 +151,16 @@ class ManagedViewAdmin(admin.ModelAdmin):
     @admin.display(description="pending marks", ordering="marks")
     def pending_marks(self, view: ManagedView) -> int:
         return int(getattr(view, "marks", 0))
+
+    @admin.display(description="refresh log")
+    def refreshes(self, view: ManagedView) -> str:
+        url = reverse(f"{self.admin_site.name}:live_matview_materializedviewrefreshlog_changelist")
+        return format_html(
+            '<a href="{}?{}">Refreshes of {}</a>',
+            url,
+            urlencode({"view_name": view.view_name}),
+            view,
+        )
 
     @admin.action(description="Refresh now", permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[ManagedView]) -> None:

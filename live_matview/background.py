@@ -104,7 +104,7 @@ class BackgroundRefresher:
                 self._condition.wait(min(item[0] for item in self._due.values()) - now)
 
     def _run(self) -> None:
-        from .scheduler import refresh_pass
+        from .scheduler import refresh_pass, with_dependents
 
         while (batch := self._take_due()) is not None:
             try:
@@ -113,7 +113,10 @@ class BackgroundRefresher:
                     for view, trigger in views.items():
                         by_trigger.setdefault(trigger, []).append(view)
                     for trigger, group in by_trigger.items():
-                        result = refresh_pass(using, group, trigger=trigger, wait=False)
+                        # With the views built on them: a parent's refresh marks them.
+                        result = refresh_pass(
+                            using, with_dependents(using, set(group)), trigger=trigger, wait=False
+                        )
                         self._requeue(using, result.skipped, result.failed)
             except Exception:  # noqa: BLE001  (keep the thread alive)
                 logger.exception("Background refresh pass failed")

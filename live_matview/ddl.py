@@ -67,6 +67,17 @@ def index_statements(model: ViewModel, connection: BaseDatabaseWrapper) -> dict[
         name = pkey_index_name(model)
         statements[name] = _unique_index(connection, name, table, [model._meta.pk.column])
     for constraint in model._meta.constraints:
+        if isinstance(constraint, UniqueConstraint) and (
+            constraint.condition is not None
+            or getattr(constraint, "include", None)
+            or getattr(constraint, "opclasses", None)
+            or constraint.expressions
+        ):
+            raise ValueError(
+                f"{model._meta.label}: UniqueConstraint {constraint.name!r} has a condition, "
+                "include, opclasses or expressions, which this library does not build on "
+                "views; declare it as a plain UniqueConstraint(fields=...) or in Meta.indexes."
+            )
         if isinstance(constraint, UniqueConstraint) and constraint.fields:
             columns = [_column(model, field) for field in constraint.fields]
             statements[constraint.name] = _unique_index(connection, constraint.name, table, columns)

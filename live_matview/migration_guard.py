@@ -3,9 +3,13 @@
 PostgreSQL refuses ``ALTER TABLE ... ALTER COLUMN ... TYPE`` on a column a view reads
 (SQLSTATE 0A000). While ``migrate_with_views`` runs ``migrate``, an execute wrapper runs
 each ``ALTER TABLE`` in a savepoint; when it is refused, the managed views that read the
-table (and the views that read those) are dropped in the same transaction and the
-statement is retried. The sync that follows the migrations rebuilds them. Views this
-library does not manage are never dropped: the original error is raised instead.
+table (and the views that read those) are dropped in the same transaction, the statement
+is retried, and the views are created again right away from the definitions PostgreSQL
+held for them, with their indexes, still in the migration's transaction. So the views are
+never missing between the migrations and the sync, which then rebuilds any whose query
+changed. Should an old definition no longer build on the altered table, that view waits
+for the sync. Views this library does not manage are never dropped: the original error is
+raised instead.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
@@ -35,10 +40,32 @@ _ALTER_TABLE = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class _SavedView:
+    """A view as PostgreSQL holds it: enough to create it again after a column change."""
+
+    name: str  # regclass text: quoted by PostgreSQL where needed
+    definition: str
+    indexes: tuple[str, ...]
+
+    @classmethod
+    def read(cls, cursor: Any, oid: int, name: str) -> _SavedView:
+        definition = introspection.view_definition(cursor, oid).strip().rstrip(";")
+        cursor.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY 1",
+            [oid],
+        )
+        return cls(name, definition, tuple(row[0] for row in cursor.fetchall()))
+
+    def create_sql(self) -> str:
+        return f"CREATE MATERIALIZED VIEW {self.name} AS {self.definition}"
+
+
 class _ViewsInTheWay:
     def __init__(self, using: str) -> None:
         self.using = using
         self.dropped: list[str] = []
+        self.restored: list[str] = []
 
     def __call__(
         self, execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any
@@ -50,19 +77,27 @@ class _ViewsInTheWay:
             with transaction.atomic(using=self.using):
                 return execute(sql, params, many, context)
         except DatabaseError as exc:
-            if sqlstate(exc) != FEATURE_NOT_SUPPORTED or not self._drop_readers(match.group(1)):
+            if sqlstate(exc) != FEATURE_NOT_SUPPORTED:
                 raise
-        return execute(sql, params, many, context)
+            saved = self._drop_readers(match.group(1))
+            if not saved:
+                raise
+        result = execute(sql, params, many, context)
+        self._restore(saved)
+        return result
 
-    def _drop_readers(self, table: str) -> bool:
+    def _drop_readers(self, table: str) -> list[_SavedView]:
+        """Drop the managed views reading ``table``; returns what is needed to rebuild them
+        (empty when nothing could be dropped)."""
         connection = connections[self.using]
+        saved: list[_SavedView] = []
         with connection.cursor() as cursor:
             oid = introspection.relation_oid(cursor, table)
             if oid is None:
-                return False
+                return saved
             readers = introspection.dependent_views(cursor, oid)
             if not readers:
-                return False
+                return saved
             ours = _managed_names(cursor, connection)
             foreign = [name for _oid, kind, name in readers if kind != "m" or name not in ours]
             if foreign:
@@ -71,14 +106,32 @@ class _ViewsInTheWay:
                     ", ".join(foreign),
                     table,
                 )
-                return False
+                return saved
+            saved = [_SavedView.read(cursor, reader, name) for reader, _kind, name in readers]
             for _oid, _kind, name in reversed(readers):
                 cursor.execute(ddl.drop_view(name))
                 self.dropped.append(name)
-                logger.info(
-                    "Dropped %s so that %s can be altered; it is rebuilt next.", name, table
-                )
-        return True
+                logger.info("Dropped %s so that %s can be altered.", name, table)
+        return saved
+
+    def _restore(self, saved: list[_SavedView]) -> None:
+        """Create the dropped views again, readers after what they read, each in a savepoint."""
+        connection = connections[self.using]
+        with connection.cursor() as cursor:
+            for view in saved:
+                try:
+                    with transaction.atomic(using=self.using):
+                        cursor.execute(view.create_sql())
+                        for statement in view.indexes:
+                            cursor.execute(statement)
+                except DatabaseError as exc:
+                    logger.warning(
+                        "%s does not build on the altered table (%s); the sync creates it.",
+                        view.name,
+                        str(exc).strip(),
+                    )
+                    continue
+                self.restored.append(view.name)
 
 
 def _managed_names(cursor: Any, connection: Any) -> set[str]:

@@ -38,6 +38,7 @@ class MaterializedViewRefreshLog(models.Model):
         ordering = ("-updated_at", "-id")
         get_latest_by = "updated_at"
         verbose_name = "materialized view refresh"
+        verbose_name_plural = "materialized view refreshes"
 
     def __str__(self) -> str:
         outcome = "failed" if self.failed else "ok"

@@ -94,7 +94,10 @@ def make_plan(using: str, models: list[ViewModel] | None = None) -> SyncPlan:
     with connection.cursor() as cursor:
         oids = existing_views(cursor, connection, models)
         graph = build_graph(cursor, models, oids)
-        records = {row.view_name: row for row in ManagedView.objects.using(using)}
+        records = {}
+        if introspection.relation_oid(cursor, ManagedView._meta.db_table) is not None:
+            # (absent before this library's migrations ran: --plan on a new database)
+            records = {row.view_name: row for row in ManagedView.objects.using(using)}
         actions: list[ViewAction] = []
         rebuilt: set[ViewModel] = set()
         for model in graph.order():

@@ -69,7 +69,8 @@ def plan_views(using: str = DEFAULT_DB_ALIAS) -> SyncPlan:
         plan = make_plan(using)
         # Capture changes are found by making them, then rolling everything back.
         with connection.cursor() as cursor:
-            plan.capture_changes = sync_capture(cursor, connection, plan.graph)
+            if introspection.relation_oid(cursor, "live_matview_source") is not None:
+                plan.capture_changes = sync_capture(cursor, connection, plan.graph)
         transaction.set_rollback(True, using=using)
     return plan
 

@@ -44,7 +44,8 @@ class PassResult:
 
     refreshed: list[MaterializedViewRefreshLog] = field(default_factory=list)
     failed: list[ViewModel] = field(default_factory=list)
-    skipped: list[ViewModel] = field(default_factory=list)  # busy elsewhere or parent failed
+    skipped: list[ViewModel] = field(default_factory=list)  # another process holds its lock
+    waiting: list[ViewModel] = field(default_factory=list)  # in back-off, or a parent failed
     covered: list[ViewModel] = field(default_factory=list)  # no marks left: already fresh
 
 
@@ -74,9 +75,12 @@ def refresh_pass(
     now = timezone.now()
     for view in ordered:
         due = retry_at.get(view._meta.db_table)
-        if view in blocked or (due is not None and due > now):
-            result.skipped.append(view)
+        if due is not None and due > now:
+            result.waiting.append(view)
             blocked |= graph.descendants([view])
+            continue
+        if view in blocked:
+            result.waiting.append(view)
             continue
         try:
             log = refresh_view(view, using=using, trigger=trigger, wait=wait, only_if_marked=True)

@@ -32,6 +32,7 @@ logger = logging.getLogger("live_matview.worker")
 
 CHANNEL = "live_matview"
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+BUSY_RETRY_SECONDS = 0.05  # another worker holds a view: look again soon
 
 
 @dataclass
@@ -92,8 +93,7 @@ class Worker:
                 self._reset_connections()
                 self.stop_event.wait(self.interval)
                 continue
-            busy = bool(result.skipped)
-            self._sleep(0.05 if busy else self._next_wait())
+            self._sleep(BUSY_RETRY_SECONDS if result.skipped else self._next_wait(result))
         self._close_listener()
         connections.close_all()
 
@@ -117,10 +117,19 @@ class Worker:
         self._next_due = min(later.values()) if later else None
         return views - set(later), later
 
-    def _next_wait(self) -> float:
+    def _next_wait(self, result: PassResult) -> float:
+        """The poll interval, shortened to the next debounce window or retry that ends."""
         wait = self.interval
-        if self._next_due is not None:
-            wait = min(wait, max(0.01, (self._next_due - timezone.now()).total_seconds()))
+        due = [self._next_due] if self._next_due is not None else []
+        if result.waiting:
+            due += list(
+                ManagedView.objects.using(self.using)
+                .filter(view_name__in=[view._meta.db_table for view in result.waiting])
+                .exclude(next_retry_at=None)
+                .values_list("next_retry_at", flat=True)
+            )
+        for moment in due:
+            wait = min(wait, max(0.01, (moment - timezone.now()).total_seconds()))
         return wait
 
     def _sleep(self, seconds: float) -> None:

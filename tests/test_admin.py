@@ -191,9 +191,13 @@ def test_pending_marks_sort(admin_client):
 def test_views_are_not_edited_added_or_deleted(admin_client, managed_views):
     view = managed_views[CustomerTotals]
     change = reverse("admin:live_matview_managedview_change", args=[view.pk])
+    DirtyMark.objects.create(view_name="testapp_customertotals", source="testapp_order")
     response = admin_client.get(change)
     assert response.status_code == 200
-    assert 'name="_save"' not in response.content.decode()
+    page = response.content.decode()
+    assert 'name="_save"' not in page
+    assert '<div class="readonly">1</div>' in page  # pending marks
+    assert f'<a href="{LOG_LIST}?view_name=testapp_customertotals">' in page
     assert admin_client.post(change, {"view_name": "changed"}).status_code == 403
     assert admin_client.get(reverse("admin:live_matview_managedview_add")).status_code == 403
     delete = reverse("admin:live_matview_managedview_delete", args=[view.pk])

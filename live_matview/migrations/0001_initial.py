@@ -77,6 +77,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "verbose_name": "materialized view refresh",
+                "verbose_name_plural": "materialized view refreshes",
                 "ordering": ("-updated_at", "-id"),
                 "get_latest_by": "updated_at",
             },

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from live_matview import conf
+
 # What the capture trigger calls: the first write to a source table in a transaction
 # records one mark per view that reads it; later statements only read a transaction-local
 # flag, which a rolled-back savepoint resets together with the marks it wrote. It also
@@ -9,7 +11,7 @@ from django.db import migrations, models
 # commit); `ALTER DATABASE ... SET live_matview.notify = off` turns that off. Tables and
 # the function are schema-qualified, so writers with another search_path still find them.
 MARK_FUNCTION = """
-CREATE OR REPLACE FUNCTION {schema}.live_matview_mark(source oid) RETURNS void
+CREATE OR REPLACE FUNCTION {function_schema}.live_matview_mark(source oid) RETURNS void
 LANGUAGE plpgsql AS $body$
 BEGIN
     IF current_setting('live_matview.m' || source, true) IS DISTINCT FROM '1' THEN
@@ -43,13 +45,20 @@ def create_capture_objects(apps, schema_editor):
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_schema()")
         schema = sql.Identifier(cursor.fetchone()[0]).as_string(connection.connection)
+        # The tables are where Django puts them; the function where the capture trigger
+        # calls it (LIVE_MATVIEW_SCHEMA, "public" by default).
+        function_schema = sql.Identifier(conf.schema()).as_string(connection.connection)
         cursor.execute(SOURCE_TABLE.format(schema=schema))
-        cursor.execute(MARK_FUNCTION.format(schema=schema))
+        cursor.execute(MARK_FUNCTION.format(schema=schema, function_schema=function_schema))
 
 
 def drop_capture_objects(apps, schema_editor):
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute("DROP FUNCTION IF EXISTS live_matview_mark(oid)")
+    from django.db.backends.postgresql.psycopg_any import sql
+
+    connection = schema_editor.connection
+    function_schema = sql.Identifier(conf.schema()).as_string(connection.connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP FUNCTION IF EXISTS {function_schema}.live_matview_mark(oid)")
         cursor.execute("DROP TABLE IF EXISTS live_matview_source")
 
 

@@ -38,7 +38,8 @@ class Command(migrate.Command):
                 super().handle(*args, **options)
             if guard.dropped and self.verbosity >= 1:
                 self.stdout.write(
-                    f"  Dropped {', '.join(guard.dropped)} for a column change; rebuilding."
+                    f"  Dropped {', '.join(guard.dropped)} for a column change and created "
+                    f"{', '.join(guard.restored) or 'none'} again in the same migration."
                 )
             try:
                 plan = sync_views(database)

@@ -11,8 +11,10 @@ from django.db import DEFAULT_DB_ALIAS
 
 from ...dependencies import database_graph, managed_models
 from ...exceptions import RefreshError
+from ...models import DirtyMark
 from ...refresh import Skipped, refresh_view
 from ...registry import resolve_model
+from ...scheduler import with_dependents
 
 
 class Command(BaseCommand):
@@ -27,6 +29,11 @@ class Command(BaseCommand):
         )
         mode.add_argument(
             "--no-concurrently", action="store_const", const=False, dest="concurrently"
+        )
+        parser.add_argument(
+            "--dirty",
+            action="store_true",
+            help="Only views with pending marks (and the views built on them).",
         )
         parser.add_argument(
             "--progress",
@@ -49,6 +56,12 @@ class Command(BaseCommand):
                         f"choose from: {', '.join(m._meta.label for m in available)}."
                     )
                 selected.append(model)
+        if options["dirty"]:
+            marked = set(
+                DirtyMark.objects.using(using).values_list("view_name", flat=True).distinct()
+            )
+            dirty = {model for model in selected if model._meta.db_table in marked}
+            selected = list(with_dependents(using, dirty) & set(selected))
         failures = []
         ordered = database_graph(using).order(selected)
         progress = options["progress"]
