@@ -207,3 +207,58 @@ def test_status_shows_failures_and_backoff(customer):
     assert item_sales["consecutive_failures"] == 1
     assert item_sales["next_retry"] is not None
     assert item_sales["last_failed"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_views_dirty_refreshes_marked_views_and_their_dependents(customer):
+    from tests.helpers import raw_connection
+
+    conn = raw_connection()  # a write Django does not see: only marks tell
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute("DELETE FROM live_matview_dirtymark")
+            cursor.execute(
+                "INSERT INTO testapp_order (customer_id, amount, created) VALUES (%s, 5, now())",
+                [customer.pk],
+            )
+    finally:
+        conn.close()
+    MaterializedViewRefreshLog.objects.all().delete()
+    call_command("refresh_views", "--dirty", stdout=io.StringIO())
+    refreshed = set(MaterializedViewRefreshLog.objects.values_list("view_name", flat=True))
+    assert {"testapp_customertotals", "testapp_bigspenders"} <= refreshed
+    assert "testapp_itemsales" not in refreshed  # not marked, not built on a marked view
+
+
+def test_views_in_backoff_wait_rather_than_count_as_busy():
+    from live_matview.models import ManagedView
+    from live_matview.scheduler import refresh_pass
+
+    with pytest.raises(RefreshError):
+        ItemSales.refresh(concurrently=True)  # one failure: back-off starts
+    assert ManagedView.objects.get(view_name="testapp_itemsales").next_retry_at is not None
+    result = refresh_pass("default", {ItemSales}, trigger="worker", honour_backoff=True)
+    assert result.waiting == [ItemSales]
+    assert result.skipped == []  # "busy" would make the worker poll again at once
+
+
+def test_unique_constraint_options_a_view_cannot_take_are_an_error():
+    from django.db import connection, models
+    from django.db.models import Q
+    from django.test.utils import isolate_apps
+
+    from live_matview import MaterializedViewModel, ddl
+
+    with isolate_apps("tests.testapp"):
+
+        class Partial(MaterializedViewModel):
+            id = models.BigIntegerField(primary_key=True)
+
+            class Meta:
+                app_label = "testapp"
+                constraints = [
+                    models.UniqueConstraint(fields=["id"], name="p_uniq", condition=Q(id__gt=0))
+                ]
+
+    with pytest.raises(ValueError, match="'p_uniq' has a condition"):
+        ddl.index_statements(Partial, connection)
