@@ -49,3 +49,9 @@ def retry_backoff(failures: int) -> float:
     base = float(_get("RETRY_BASE", 5.0))
     cap = float(_get("RETRY_MAX", 3600.0))
     return float(min(cap, base * 2 ** max(0, failures - 1)))
+
+
+def cache_seconds() -> float:
+    """How long a process trusts its cached view graph and source map before reading them
+    again, so that views and triggers changed by another process are noticed."""
+    return float(_get("CACHE_SECONDS", 60.0))

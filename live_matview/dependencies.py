@@ -7,11 +7,12 @@ Refreshes need it on every pass, so it is cached per database alias and dropped 
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
 
-from . import ddl, introspection
+from . import conf, ddl, introspection
 from .registry import DependencyGraph, view_models
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     ViewModel = type[MaterializedViewModel]
 
-_cache: dict[str, DependencyGraph] = {}
+_cache: dict[str, tuple[float, DependencyGraph]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -53,14 +54,14 @@ def build_graph(
 def database_graph(using: str) -> DependencyGraph:
     """The cached graph of database ``using``."""
     with _cache_lock:
-        graph = _cache.get(using)
-    if graph is None:
+        built_at, graph = _cache.get(using, (0.0, None))
+    if graph is None or time.monotonic() - built_at > conf.cache_seconds():
         connection = connections[using]
         models = managed_models(using)
         with transaction.atomic(using=using), connection.cursor() as cursor:
             graph = build_graph(cursor, models, existing_views(cursor, connection, models))
         with _cache_lock:
-            _cache[using] = graph
+            _cache[using] = (time.monotonic(), graph)
     return graph
 
 

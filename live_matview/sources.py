@@ -9,13 +9,14 @@ the views built on ``Order``. The map is cached per database alias and dropped a
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
 from django.db.models import ManyToManyField
 
-from . import introspection
+from . import conf, introspection
 from .dependencies import database_graph, existing_views
 from .names import RelationName
 from .registry import DependencyGraph, declared_sources
@@ -23,7 +24,7 @@ from .registry import DependencyGraph, declared_sources
 if TYPE_CHECKING:
     from .dependencies import ViewModel
 
-_cache: dict[str, SourceMap] = {}
+_cache: dict[str, tuple[float, SourceMap]] = {}
 _lock = threading.Lock()
 
 
@@ -163,12 +164,13 @@ def build_source_map(using: str, graph: DependencyGraph | None = None) -> Source
 
 
 def source_map(using: str) -> SourceMap:
+    """The cached map of database ``using``, read again after ``LIVE_MATVIEW_CACHE_SECONDS``."""
     with _lock:
-        cached = _cache.get(using)
-    if cached is None:
+        built_at, cached = _cache.get(using, (0.0, None))
+    if cached is None or time.monotonic() - built_at > conf.cache_seconds():
         cached = build_source_map(using)
         with _lock:
-            _cache[using] = cached
+            _cache[using] = (time.monotonic(), cached)
     return cached
 
 
