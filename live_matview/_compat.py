@@ -5,9 +5,13 @@ from __future__ import annotations
 import select
 from typing import Any
 
+from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import is_psycopg3, sql
 
-__all__ = ["is_psycopg3", "sql", "sqlstate", "wait_for_notification"]
+__all__ = ["is_psycopg3", "savepoint_create", "sql", "sqlstate", "wait_for_notification"]
+
+# Django 6.1 renamed transaction.savepoint() (the old name warns until Django 7).
+savepoint_create = getattr(transaction, "savepoint_create", transaction.savepoint)
 
 
 def sqlstate(exc: BaseException) -> str | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import DatabaseError, connections, transaction
 
 from . import ddl, introspection
+from ._compat import savepoint_create
 from .definition import describe_source
 from .dependencies import build_graph, existing_views, managed_models
 from .exceptions import LiveMatviewError, SyncError
@@ -156,7 +157,7 @@ def _probe_definition(cursor: Any, connection: Any, model: ViewModel) -> str:
         statement = ddl.probe_view(model, connection, PROBE_NAME)
     except LiveMatviewError as exc:
         raise SyncError(str(exc)) from exc
-    savepoint = transaction.savepoint(using=connection.alias)
+    savepoint = savepoint_create(using=connection.alias)
     try:
         cursor.execute(statement)
         check_columns(cursor, model, f"pg_temp.{PROBE_NAME}")

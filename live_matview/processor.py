@@ -13,7 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import conf, ddl, introspection
-from ._compat import sqlstate
+from ._compat import savepoint_create, sqlstate
 from .capture.install import sync_capture
 from .definition import describe_source
 from .dependencies import build_graph, existing_views, forget_graphs
@@ -118,7 +118,7 @@ def _drop(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> None:
 
 
 def _execute_drop(cursor: Any, action: ViewAction, quoted: str) -> None:
-    savepoint = transaction.savepoint(using=cursor.db.alias)
+    savepoint = savepoint_create(using=cursor.db.alias)
     try:
         cursor.execute(ddl.drop_view(quoted))
     except DatabaseError as exc:
@@ -145,7 +145,7 @@ def _create(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> Non
         waiting: list[tuple[ViewAction, BaseException]] = []
         for action in pending:
             assert action.model is not None
-            savepoint = transaction.savepoint(using=connection.alias)
+            savepoint = savepoint_create(using=connection.alias)
             try:
                 cursor.execute(ddl.create_view(action.model, connection))
             except DatabaseError as exc:
