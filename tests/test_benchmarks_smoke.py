@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -56,7 +57,7 @@ def scratch_database(django_db_blocker):
     name = f"live_matview_bench_smoke_{uuid.uuid4().hex[:8]}"
     yield name
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.slow
@@ -65,18 +66,25 @@ def test_quick_benchmark_prints_every_table(scratch_database, tmp_path):
     env["DATABASE_URL"] = database_url(connection.settings_dict)
     json_path = tmp_path / "results.json"
     command = [sys.executable, "-m", "benchmarks", "--quick", "--json", str(json_path)]
-    run = subprocess.run(
+    # Its own process group: on a timeout the benchmark's agents and workers go too.
+    run = subprocess.Popen(
         [*command, "--db-name", scratch_database],
         cwd=REPO,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
-        check=False,
+        start_new_session=True,
     )
-    assert run.returncode == 0, run.stdout + run.stderr
+    try:
+        stdout, stderr = run.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        stdout, stderr = run.communicate()
+        pytest.fail(f"python -m benchmarks --quick took over 60 s:\n{stdout}\n{stderr}")
+    assert run.returncode == 0, stdout + stderr
     for heading in HEADINGS:
-        assert heading in run.stdout, f"{heading!r} missing from:\n{run.stdout}"
-    assert "failed:" not in run.stdout, run.stdout
+        assert heading in stdout, f"{heading!r} missing from:\n{stdout}"
+    assert "failed:" not in stdout, stdout
     document = json.loads(json_path.read_text())
     assert [scenario["number"] for scenario in document["scenarios"]] == [1, 2, 3, 4, 5, 6]

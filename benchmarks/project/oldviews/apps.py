@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OldViewsConfig(AppConfig):
+    name = "benchmarks.project.oldviews"
+    label = "benchviews"

@@ -1,0 +1,1 @@
+"""The source tables: customers, products and the orders that both views read."""

@@ -1,0 +1,1 @@
+"""The two live_matview views over the shop (app label ``benchviews``)."""

@@ -1,0 +1,43 @@
+"""Two aggregate views, each with a unique pk index (so CONCURRENTLY is possible).
+
+``CustomerTotals`` reads orders and customers, ``ProductSales`` orders and products: a
+write to orders dirties both, a write to customers or products one each.
+"""
+
+from django.db import models
+from django.db.models import Count, Sum
+
+from benchmarks.project.shop.models import Customer, Order, Product
+from live_matview import MaterializedViewModel
+
+
+class CustomerTotals(MaterializedViewModel):
+    create_pkey_index = True
+    refresh_on = [Order, Customer]
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, db_column="customer_id", on_delete=models.DO_NOTHING
+    )
+    orders = models.IntegerField()
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+
+    @staticmethod
+    def get_query_from_queryset():
+        return Order.objects.values("customer_id").annotate(orders=Count("id"), total=Sum("amount"))
+
+
+class ProductSales(MaterializedViewModel):
+    create_pkey_index = True
+    refresh_on = [Order, Product]
+
+    product = models.OneToOneField(
+        Product, primary_key=True, db_column="product_id", on_delete=models.DO_NOTHING
+    )
+    sold = models.IntegerField()
+    revenue = models.DecimalField(max_digits=14, decimal_places=2)
+
+    @staticmethod
+    def get_query_from_queryset():
+        return Order.objects.values("product_id").annotate(
+            sold=Sum("quantity"), revenue=Sum("amount")
+        )
