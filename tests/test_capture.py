@@ -313,3 +313,17 @@ def test_statement_that_changes_nothing_refreshes_nothing(customer):
         Order.objects.filter(pk=-1).update(amount=1)
         Order.objects.filter(pk=-1).delete()
     assert refreshes.refreshed == []
+
+
+def test_capture_trigger_runs_no_subtransaction():
+    """pgtrigger's ignore check opens a subtransaction per statement, whose cost grows with
+    the transaction; the capture trigger's function must not contain it."""
+    sources = fetch(
+        "SELECT p.prosrc FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+        "WHERE t.tgname LIKE 'pgtrigger_live_matview_%%'"
+    )
+    assert sources
+    for (source,) in sources:
+        assert "_pgtrigger_should_ignore" not in source
+        assert "EXCEPTION" not in source.upper()
+        assert "live_matview_mark" in source

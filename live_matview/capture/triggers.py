@@ -9,24 +9,36 @@ once per row.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pgtrigger
 from django.apps import apps
 from django.db.models import Model
+from pgtrigger import compiler
 from pgtrigger import core as pgtrigger_core
 
 from .. import conf
 from ..names import RelationName
 from ..registry import declared_sources, view_models
+from .trigger_sql import CaptureTriggerSql
 
 logger = logging.getLogger("live_matview.capture")
 
 TRIGGER_NAME = "live_matview"
 
 
+class CaptureTrigger(pgtrigger.Trigger):
+    """A pgtrigger trigger whose installation SQL skips pgtrigger's ignore check."""
+
+    def compile(self, model: Any) -> compiler.Trigger:
+        compiled = super().compile(model)
+        kwargs = {k: v for k, v in compiled.sql.kwargs.items() if k != "ignore_func_name"}
+        return compiler.Trigger(name=self.name, sql=CaptureTriggerSql(**kwargs))
+
+
 def capture_trigger() -> pgtrigger.Trigger:
     function = RelationName("live_matview_mark", conf.schema())
-    return pgtrigger.Trigger(
+    return CaptureTrigger(
         name=TRIGGER_NAME,
         level=pgtrigger.Statement,
         when=pgtrigger.After,

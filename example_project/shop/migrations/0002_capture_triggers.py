@@ -8,6 +8,8 @@ import pgtrigger.compiler
 import pgtrigger.migrations
 from django.db import migrations
 
+import live_matview.capture.trigger_sql
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -21,9 +23,9 @@ class Migration(migrations.Migration):
             model_name="customer",
             trigger=pgtrigger.compiler.Trigger(
                 name="live_matview",
-                sql=pgtrigger.compiler.UpsertTriggerSql(
+                sql=live_matview.capture.trigger_sql.CaptureTriggerSql(
                     func='PERFORM "public"."live_matview_mark"(TG_RELID); RETURN NULL;',
-                    hash="62598f33036e1590d175a68561de0247b757e9bd",
+                    hash="a454ca9676a6e5a84597ca6b0e1bcea5e96463a1",
                     level="STATEMENT",
                     operation="INSERT OR UPDATE OR DELETE OR TRUNCATE",
                     pgid="pgtrigger_live_matview_9acc9",
@@ -36,9 +38,9 @@ class Migration(migrations.Migration):
             model_name="order",
             trigger=pgtrigger.compiler.Trigger(
                 name="live_matview",
-                sql=pgtrigger.compiler.UpsertTriggerSql(
+                sql=live_matview.capture.trigger_sql.CaptureTriggerSql(
                     func='PERFORM "public"."live_matview_mark"(TG_RELID); RETURN NULL;',
-                    hash="b6545cd0245d52818cf808155cb1cf6ed03ac5c9",
+                    hash="9f7bd8a4907e1f86cfa8c72e6a56e25cb5b5266f",
                     level="STATEMENT",
                     operation="INSERT OR UPDATE OR DELETE OR TRUNCATE",
                     pgid="pgtrigger_live_matview_76e99",
@@ -51,9 +53,9 @@ class Migration(migrations.Migration):
             model_name="orderline",
             trigger=pgtrigger.compiler.Trigger(
                 name="live_matview",
-                sql=pgtrigger.compiler.UpsertTriggerSql(
+                sql=live_matview.capture.trigger_sql.CaptureTriggerSql(
                     func='PERFORM "public"."live_matview_mark"(TG_RELID); RETURN NULL;',
-                    hash="b43996a50c86774b0f7179bb495f9bfc1e2da951",
+                    hash="78d80fc237c11409e64a74f0720c33549920e545",
                     level="STATEMENT",
                     operation="INSERT OR UPDATE OR DELETE OR TRUNCATE",
                     pgid="pgtrigger_live_matview_7e86f",
