@@ -165,12 +165,11 @@ def build_source_map(using: str, graph: DependencyGraph | None = None) -> Source
 
 def source_map(using: str) -> SourceMap:
     """The cached map of database ``using``, read again after ``LIVE_MATVIEW_CACHE_SECONDS``."""
-    with _lock:
-        built_at, cached = _cache.get(using, (0.0, None))
-    if cached is None or time.monotonic() - built_at > conf.cache_seconds():
+    expires, cached = _cache.get(using, (0.0, None))  # a dict read is atomic
+    if cached is None or time.monotonic() > expires:
         cached = build_source_map(using)
         with _lock:
-            _cache[using] = (time.monotonic(), cached)
+            _cache[using] = (time.monotonic() + conf.cache_seconds(), cached)
     return cached
 
 

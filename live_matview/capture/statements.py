@@ -13,6 +13,7 @@ table in a transaction also inserts its marks, in that transaction.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
@@ -48,8 +49,26 @@ def _key(first: str, second: str | None) -> str:
     return f"{_unquote(first)}.{_unquote(second)}" if second else _unquote(first)
 
 
-def written_tables(sql: str) -> list[str]:
-    """Tables a statement writes, as ``name`` or ``schema.name``; [] for reads."""
+def written_tables(sql: str) -> tuple[str, ...]:
+    """Tables a statement writes, as ``name`` or ``schema.name``; () for reads.
+
+    Short statements are cached (Django sends the same text, with placeholders, for every
+    save of a model); long ones, such as a bulk insert, are parsed from their head only.
+    """
+    if len(sql) <= _CACHED_LENGTH:
+        return _cached_written_tables(sql)
+    return tuple(_parse_written_tables(sql))
+
+
+_CACHED_LENGTH = 4096
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_written_tables(sql: str) -> tuple[str, ...]:
+    return tuple(_parse_written_tables(sql))
+
+
+def _parse_written_tables(sql: str) -> list[str]:
     head = sql[:12].lstrip().upper()
     if head.startswith(_READ_HEADS):
         return []
@@ -78,6 +97,8 @@ class _Transaction:
     def __init__(self, alias: str) -> None:
         self.alias = alias
         self.entries: set[tuple[tuple[Any, ...], str]] = set()
+        # Statement table lists already handled, per savepoint level: the fast path.
+        self.seen: set[tuple[tuple[Any, ...], tuple[str, ...]]] = set()
         self.rolled_back: set[str] = set()
         self.hooks: list[Any] | None = None
         self.done = False
@@ -114,9 +135,18 @@ def _current_transaction(connection: Any) -> _Transaction:
     return current
 
 
-def _record_writes(connection: Any, tables: list[str]) -> None:
+def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
     from ..sources import source_map
 
+    record = getattr(connection, "_live_matview_transaction", None)
+    if (
+        record is not None
+        and not record.done
+        and connection.in_atomic_block
+        and record.hooks is connection.run_on_commit
+        and (tuple(connection.savepoint_ids), tables) in record.seen
+    ):
+        return  # the fast path: this transaction already recorded these tables at this level
     sources = source_map(connection.alias)
     hits = [table for table in tables if table in sources.views_by_table]
     if not hits:
@@ -130,6 +160,7 @@ def _record_writes(connection: Any, tables: list[str]) -> None:
         return  # manual transaction management: nothing to hook the commit on
     record = _current_transaction(connection)
     sids = tuple(connection.savepoint_ids)
+    record.seen.add((sids, tables))
     new = [table for table in hits if (sids, table) not in record.entries]
     if not new:
         return
