@@ -51,6 +51,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--bulk-rows", type=config_module.parse_size, help="rows of the bulk writes (scenario 1)"
     )
+    parser.add_argument(
+        "--worker-samples", type=int, help="writes timed per worker mode (scenario 4)"
+    )
+    parser.add_argument(
+        "--poll-interval", type=float, help="--interval of the polling-only worker (scenario 4)"
+    )
     parser.add_argument("--seed", type=int, help="seed of the random variant order")
     parser.add_argument("--json", type=Path, help="where to write the JSON results")
     parser.add_argument("--no-plot", action="store_true", help="do not draw PNG plots")
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes=args.sizes,
         saves=args.saves,
         bulk_rows=args.bulk_rows,
+        worker_samples=args.worker_samples,
+        worker_poll_interval=args.poll_interval,
         seed=args.seed,
     )
     keys = selected(args.only)
