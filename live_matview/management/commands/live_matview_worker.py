@@ -53,5 +53,6 @@ class Command(BaseCommand):
             f"polling every {options['interval']}s"
             + ("" if options["no_listen"] else " and listening for NOTIFY")
         )
+        self.stdout.flush()  # a supervisor reading a pipe or file sees it at once
         worker.run()
         self.stdout.write("live_matview worker stopped.")
