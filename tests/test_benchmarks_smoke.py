@@ -15,10 +15,11 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
+
+from tests.helpers import database_url
 
 REPO = Path(__file__).resolve().parent.parent
 HEADINGS = [
@@ -29,25 +30,6 @@ HEADINGS = [
     "== 5. Scale",
     "== 6. Old library",
 ]
-
-
-def database_url(settings: dict) -> str:
-    """A libpq URL for the server of ``settings`` (a socket directory goes in ``?host=``)."""
-    auth = quote(settings.get("USER") or "", safe="")
-    if settings.get("PASSWORD"):
-        auth += ":" + quote(settings["PASSWORD"], safe="")
-    host = settings.get("HOST") or ""
-    port = str(settings.get("PORT") or "")
-    query = []
-    if host.startswith("/"):
-        netloc = f"{auth}@" if auth else ""
-        query.append(f"host={quote(host, safe='/')}")
-        if port:
-            query.append(f"port={port}")
-    else:
-        netloc = (f"{auth}@" if auth else "") + host + (f":{port}" if port else "")
-    url = f"postgresql://{netloc}/{quote(settings['NAME'], safe='')}"
-    return url + ("?" + "&".join(query) if query else "")
 
 
 @pytest.fixture
@@ -63,7 +45,7 @@ def scratch_database(django_db_blocker):
 @pytest.mark.slow
 def test_quick_benchmark_prints_every_table(scratch_database, tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-    env["DATABASE_URL"] = database_url(connection.settings_dict)
+    env["DATABASE_URL"] = database_url()
     json_path = tmp_path / "results.json"
     command = [sys.executable, "-m", "benchmarks", "--quick", "--json", str(json_path)]
     # Its own process group: on a timeout the benchmark's agents and workers go too.

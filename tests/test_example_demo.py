@@ -10,10 +10,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
+
+from tests.helpers import database_url
 
 MANAGE_PY = Path(__file__).resolve().parent.parent / "example_project" / "manage.py"
 
@@ -35,17 +36,6 @@ EXPECTED_REFRESHES = {
 }
 
 
-def url_for(dbname: str) -> str:
-    """A libpq URL of ``dbname`` on the test suite's own server (TCP or a socket directory)."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
-    host, port = db["HOST"] or "", db["PORT"] or "5432"
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@/{dbname}?host={quote(host, safe='/')}&port={port}"
-    return f"postgresql://{user}{password}@{host}:{port}/{dbname}"
-
-
 @pytest.fixture
 def demo_database_url(django_db_blocker) -> Iterator[str]:
     """A scratch database of its own: the demo runs migrate_with_views and must own it."""
@@ -53,7 +43,7 @@ def demo_database_url(django_db_blocker) -> Iterator[str]:
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{dbname}"')
     try:
-        yield url_for(dbname)
+        yield database_url(dbname)
     finally:
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
