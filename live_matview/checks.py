@@ -7,7 +7,6 @@ and each hint says the fix.
 from __future__ import annotations
 
 import importlib.util
-import re
 import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,9 +22,14 @@ from . import conf
 from .definition import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
 from .exceptions import DependencyCycleError, ViewDefinitionError
 from .names import RelationName
-from .registry import DependencyGraph, declared_sources, resolve_model, view_models
+from .registry import (
+    DependencyGraph,
+    declared_sources,
+    queryset_identifiers,
+    resolve_model,
+    view_models,
+)
 
-_QUOTED = re.compile(r'"((?:[^"]|"")*)"')
 POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 
 
@@ -275,7 +279,7 @@ def _check_coverage(models: list[Any], wanted: set[str] | None) -> list[CheckMes
             continue  # "auto" follows the database; no sources at all means refreshed by hand
         if wanted is not None and view._meta.app_label not in wanted:
             continue
-        read = _tables_read(view) & set(tables)
+        read = queryset_identifiers(view) & set(tables)  # a SQL file: none (pg_depend)
         for table in sorted(read - covered[view]):
             warnings.append(
                 Warning(
@@ -300,14 +304,6 @@ def _m2m_tables(model: Any) -> list[Any]:
         for field in model._meta.local_many_to_many
         if field.remote_field.through._meta.auto_created
     ]
-
-
-def _tables_read(view: Any) -> set[str]:
-    queryset = get_queryset(view)
-    if queryset is None:
-        return set()  # a SQL file: migrate_with_views reads pg_depend instead
-    compiled, _params = queryset.query.sql_with_params()
-    return {name.replace('""', '"') for name in _QUOTED.findall(compiled)}
 
 
 def _check_cycles(models: list[Any]) -> list[CheckMessage]:

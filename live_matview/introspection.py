@@ -128,8 +128,3 @@ def relation_names(cursor: Cursor, oids: Iterable[int]) -> dict[int, str]:
         return {}
     cursor.execute("SELECT oid, oid::regclass::text FROM pg_class WHERE oid = ANY(%s)", [oid_list])
     return {int(oid): str(name) for oid, name in cursor.fetchall()}
-
-
-def server_version(cursor: Cursor) -> str:
-    cursor.execute("SHOW server_version")
-    return str(cursor.fetchone()[0])

@@ -52,11 +52,11 @@ def declared_sources(model: ViewModel) -> list[type[models.Model]]:
     return [source for source in resolved if source is not None]
 
 
-def queryset_parents(model: ViewModel, candidates: Iterable[ViewModel]) -> set[ViewModel]:
-    """Other views this view's QuerySet reads.
+def queryset_identifiers(model: ViewModel) -> set[str]:
+    """The quoted identifiers of the view's compiled QuerySet (empty for a SQL file).
 
-    Django quotes every table it puts in SQL, so the quoted identifiers of the compiled
-    query name every relation read, subqueries included.
+    Django quotes every table it puts in SQL, so these name every relation the query
+    reads, subqueries included (and its column aliases, which match no table).
     """
     from .definition import get_queryset
 
@@ -64,7 +64,12 @@ def queryset_parents(model: ViewModel, candidates: Iterable[ViewModel]) -> set[V
     if queryset is None:
         return set()
     compiled, _params = queryset.query.sql_with_params()
-    tokens = {match.replace('""', '"') for match in _QUOTED_IDENTIFIER.findall(compiled)}
+    return {match.replace('""', '"') for match in _QUOTED_IDENTIFIER.findall(compiled)}
+
+
+def queryset_parents(model: ViewModel, candidates: Iterable[ViewModel]) -> set[ViewModel]:
+    """Other views this view's QuerySet reads."""
+    tokens = queryset_identifiers(model)
     parents = set()
     for candidate in candidates:
         if candidate is model:

@@ -191,13 +191,17 @@ class deferred_refresh(ContextDecorator):  # noqa: N801  (used like a function)
             views_dirtied(using, views)
 
 
+def marked_views(using: str) -> set[ViewModel]:
+    """The view models of database ``using`` that have pending marks."""
+    by_name = {view._meta.db_table: view for view in managed_models(using)}
+    names = DirtyMark.objects.using(using).values_list("view_name", flat=True).distinct()
+    return {by_name[name] for name in names if name in by_name}
+
+
 def refresh_dirty(using: str | None = None) -> PassResult:
     """Refresh every view that has pending marks in database ``using``, now."""
     alias = using or DEFAULT_DB_ALIAS
-    by_name = {view._meta.db_table: view for view in managed_models(alias)}
-    names = set(DirtyMark.objects.using(alias).values_list("view_name", flat=True).distinct())
-    views = {by_name[name] for name in names if name in by_name}
-    return refresh_pass(alias, with_dependents(alias, views), trigger="drain")
+    return refresh_pass(alias, with_dependents(alias, marked_views(alias)), trigger="drain")
 
 
 def with_dependents(using: str, views: set[ViewModel]) -> set[ViewModel]:

@@ -21,9 +21,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from ._compat import wait_for_notification
-from .dependencies import managed_models
-from .models import DirtyMark, ManagedView
-from .scheduler import PassResult, refresh_pass, with_dependents
+from .models import ManagedView
+from .scheduler import PassResult, marked_views, refresh_pass, with_dependents
 
 if TYPE_CHECKING:
     from .dependencies import ViewModel
@@ -55,11 +54,7 @@ class Worker:
 
     def run_once(self) -> PassResult:
         """One pass over every marked view (and the views built on them)."""
-        by_name = {view._meta.db_table: view for view in managed_models(self.using)}
-        names = set(
-            DirtyMark.objects.using(self.using).values_list("view_name", flat=True).distinct()
-        )
-        marked = {by_name[name] for name in names if name in by_name}
+        marked = marked_views(self.using)
         if not marked:
             return PassResult()
         due, _later = self._debounced(marked)

@@ -11,10 +11,9 @@ from django.db import DEFAULT_DB_ALIAS
 
 from ...dependencies import database_graph, managed_models
 from ...exceptions import RefreshError
-from ...models import DirtyMark
 from ...refresh import Skipped, refresh_view
 from ...registry import resolve_model
-from ...scheduler import with_dependents
+from ...scheduler import marked_views, with_dependents
 
 
 class Command(BaseCommand):
@@ -57,10 +56,7 @@ class Command(BaseCommand):
                     )
                 selected.append(model)
         if options["dirty"]:
-            marked = set(
-                DirtyMark.objects.using(using).values_list("view_name", flat=True).distinct()
-            )
-            dirty = {model for model in selected if model._meta.db_table in marked}
+            dirty = marked_views(using) & set(selected)
             selected = list(with_dependents(using, dirty) & set(selected))
         failures = []
         ordered = database_graph(using).order(selected)
