@@ -32,12 +32,13 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from .base_model import MaterializedViewModel
-    from .scheduler import deferred_refresh, refresh_dirty
+    from .refresh.dispatch import deferred_refresh
+    from .refresh.passes import refresh_dirty
 
 _LAZY = {
     "MaterializedViewModel": "base_model",
-    "deferred_refresh": "scheduler",
-    "refresh_dirty": "scheduler",
+    "deferred_refresh": "refresh.dispatch",
+    "refresh_dirty": "refresh.passes",
 }
 
 

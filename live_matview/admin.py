@@ -19,17 +19,15 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.utils.translation import ngettext
 
-from .base_model import MaterializedViewModel
-from .dependencies import database_graph
 from .exceptions import LiveMatviewError, RefreshError
 from .models import DirtyMark, ManagedView, MaterializedViewRefreshLog
-from .refresh import Skipped, refresh_view
+from .refresh.full import Skipped, refresh_view
+from .schema.database_graph import database_graph
+from .views.declaration import ViewDeclaration, ViewModel
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
     from django.http import HttpRequest
-
-    from .dependencies import ViewModel
 
 
 def _seconds(duration: timedelta) -> str:
@@ -227,6 +225,6 @@ def _view_model(view: ManagedView) -> ViewModel | None:
         model = apps.get_model(view.app_label, view.model_name)
     except LookupError:
         return None
-    if not issubclass(model, MaterializedViewModel):
+    if not issubclass(model, ViewDeclaration):
         return None
     return model

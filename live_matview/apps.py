@@ -1,3 +1,6 @@
+"""The app config: ``ready()`` registers the checks, the capture triggers and the
+connection hooks, and connects the capture stage to the refresh stage. No DDL here."""
+
 from typing import Any
 
 from django.apps import AppConfig
@@ -11,17 +14,22 @@ class LiveMatviewConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here, not at the top: Django imports apps.py before any model is
+        # loaded, and these modules import models.
         from . import checks  # noqa: F401  (registers the system checks)
-        from .capture.statements import install
+        from .capture.statements import install, on_writes_committed
         from .capture.triggers import register_triggers
+        from .refresh.dispatch import writes_committed
 
         register_triggers()
+        on_writes_committed(writes_committed)
         connection_created.connect(_install_capture, dispatch_uid="live_matview.capture")
         for connection in connections.all(initialized_only=True):
             install(connection)
 
 
 def _install_capture(sender: Any, connection: Any, **kwargs: Any) -> None:
+    # Django's app-loading order: this module may not import models at its top.
     from .capture.statements import install
 
     install(connection)

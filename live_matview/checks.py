@@ -19,24 +19,19 @@ from django.db import router
 from django.db.models import Model, UniqueConstraint
 
 from . import conf
-from .definition import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
 from .exceptions import DependencyCycleError, ViewDefinitionError
-from .names import RelationName
-from .registry import (
-    DependencyGraph,
-    declared_sources,
-    queryset_identifiers,
-    resolve_model,
-    view_models,
-)
+from .models import MaterializedViewRefreshLog
+from .views.declaration import ViewDeclaration
+from .views.graph import DependencyGraph, queryset_identifiers
+from .views.names import RelationName
+from .views.query import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
+from .views.registry import declared_sources, resolve_model, view_models
 
 POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 
 
 @register(Tags.compatibility)
 def check_database_engines(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from .models import MaterializedViewRefreshLog
-
     errors: list[CheckMessage] = []
     models: list[type[Model]] = [MaterializedViewRefreshLog, *view_models()]
     for alias, config in settings.DATABASES.items():
@@ -206,8 +201,6 @@ def _check_query(model: Any) -> list[CheckMessage]:
 
 
 def _check_refresh_on(model: Any) -> list[CheckMessage]:
-    from .base_model import MaterializedViewModel
-
     label = model._meta.label
     refresh_on = model.refresh_on
     if refresh_on == "auto":
@@ -235,7 +228,7 @@ def _check_refresh_on(model: Any) -> list[CheckMessage]:
             )
         elif (
             conf.capture() == "triggers"
-            and not issubclass(source, MaterializedViewModel)
+            and not issubclass(source, ViewDeclaration)
             and _is_third_party(source)
         ):
             errors.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .scheduler import deferred_refresh
+from .refresh.dispatch import deferred_refresh
 
 
 class DeferredRefreshMiddleware:

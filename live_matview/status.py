@@ -10,10 +10,11 @@ from typing import Any
 from django.db import connections
 from django.db.models import Count
 
-from . import ddl, introspection
-from .dependencies import database_graph, managed_models
+from .capture.source_map import source_map
 from .models import DirtyMark, ManagedView, MaterializedViewRefreshLog
-from .sources import source_map
+from .refresh.passes import mode_of
+from .schema import ddl, introspection
+from .schema.database_graph import database_graph, managed_models
 
 
 @dataclass
@@ -44,8 +45,6 @@ class ViewStatus:
 
 
 def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
-    from .scheduler import mode_of
-
     connection = connections[using]
     models = managed_models(using)
     graph = database_graph(using)

@@ -27,7 +27,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def sql_file(tmp_path, monkeypatch):
     """ItemSales' SQL file, copied to a temporary path that the library reads instead for
     this test: tests can edit it without touching the repository (or each other)."""
-    from live_matview import definition
+    from live_matview.views import query as definition
     from tests.testapp.models import ItemSales
 
     original = definition.sql_file_candidates
@@ -45,6 +45,6 @@ def sql_file(tmp_path, monkeypatch):
 def _no_background_leftovers():
     """Retries and async refreshes queued by one test must not run during the next."""
     yield
-    from live_matview import background
+    from live_matview.refresh import background
 
     background.clear()

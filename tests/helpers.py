@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from live_matview import ddl, introspection
+from live_matview.schema import ddl, introspection
 
 
 def view_oid(model) -> int | None:
@@ -35,7 +35,7 @@ def execute(sql: str, params=()) -> None:
 
 def view_differences(model) -> tuple[int, int]:
     """Rows in the view but not in its query, and the other way round (both 0: fresh)."""
-    from live_matview.definition import view_sql
+    from live_matview.views.query import view_sql
 
     table = ddl.relation(model).quoted(connection)
     query = view_sql(model, connection)

@@ -16,11 +16,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 
-from live_matview import DependencyCycleError, conf, ddl
+from live_matview import DependencyCycleError, conf
 from live_matview import admin as live_matview_admin
-from live_matview.dependencies import forget_graphs
 from live_matview.models import DirtyMark, ManagedView, MaterializedViewRefreshLog
-from live_matview.registry import view_models
+from live_matview.processor import forget_caches
+from live_matview.schema import ddl
+from live_matview.views.registry import view_models
 from tests.helpers import raw_connection
 from tests.testapp.models import BigSpenders, Customer, CustomerTotals, Item, ItemSales, Order
 
@@ -300,10 +301,10 @@ class NoItemSalesHere:
 
 @pytest.fixture
 def item_sales_elsewhere():
-    forget_graphs()
+    forget_caches()
     with override_settings(DATABASE_ROUTERS=[f"{__name__}.NoItemSalesHere"]):
         yield
-    forget_graphs()
+    forget_caches()
 
 
 @pytest.mark.usefixtures("item_sales_elsewhere")

@@ -17,8 +17,8 @@ from django.test.utils import override_settings
 
 from live_matview import RefreshError
 from live_matview.models import DirtyMark, ManagedView, MaterializedViewRefreshLog
-from live_matview.refresh import refresh_view
-from live_matview.registry import view_models
+from live_matview.refresh.full import refresh_view
+from live_matview.views.registry import view_models
 from tests.testapp.models import (
     Customer,
     CustomerTotals,

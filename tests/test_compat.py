@@ -52,6 +52,6 @@ def test_get_tablename():
 @pytest.mark.django_db
 def test_old_pytest_fixture_created_the_views():
     """tests/conftest.py overrides django_db_setup exactly as the old README says."""
-    from live_matview.registry import view_models
+    from live_matview.views.registry import view_models
 
     assert all(view_oids(view_models()).values())

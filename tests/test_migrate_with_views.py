@@ -17,8 +17,8 @@ from django.db.models.functions import Cast
 
 from live_matview import conf
 from live_matview.models import ManagedView
-from live_matview.processor import SYNC_LOCK_KEY
-from live_matview.registry import view_models
+from live_matview.schema.sync import SYNC_LOCK_KEY
+from live_matview.views.registry import view_models
 from tests.helpers import (
     capture_trigger_names,
     execute,

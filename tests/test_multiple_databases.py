@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.test.utils import override_settings
 
 from live_matview.models import ManagedView, MaterializedViewRefreshLog
-from live_matview.registry import view_models
+from live_matview.views.registry import view_models
 from tests.testapp.models import Customer, CustomerTotals, Order
 
 pytestmark = pytest.mark.django_db(databases=["default", "other"], transaction=True)

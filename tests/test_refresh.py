@@ -232,7 +232,7 @@ def test_refresh_views_dirty_refreshes_marked_views_and_their_dependents(custome
 
 def test_views_in_backoff_wait_rather_than_count_as_busy():
     from live_matview.models import ManagedView
-    from live_matview.scheduler import refresh_pass
+    from live_matview.refresh.passes import refresh_pass
 
     with pytest.raises(RefreshError):
         ItemSales.refresh(concurrently=True)  # one failure: back-off starts
@@ -247,7 +247,8 @@ def test_unique_constraint_options_a_view_cannot_take_are_an_error():
     from django.db.models import Q
     from django.test.utils import isolate_apps
 
-    from live_matview import MaterializedViewModel, ddl
+    from live_matview import MaterializedViewModel
+    from live_matview.schema import ddl
 
     with isolate_apps("tests.testapp"):
 

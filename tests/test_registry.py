@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from live_matview.exceptions import DependencyCycleError
-from live_matview.names import RelationName, derived_name
-from live_matview.registry import DependencyGraph, declared_sources, queryset_parents, view_models
+from live_matview.views.graph import DependencyGraph, queryset_parents
+from live_matview.views.names import RelationName, derived_name
+from live_matview.views.registry import declared_sources, view_models
 from tests.testapp.models import (
     BigSpenders,
     Customer,

@@ -1,2 +1,4 @@
-"""Noticing writes: statement-level triggers in the database, and the Django-side
-statement capture that tells the writing process which views its transaction dirtied."""
+"""Noticing writes: statement-level triggers in the database, the Django-side statement
+capture that tells the writing process which tables its transaction wrote, and the map
+from tables to the views that read them. Imports ``schema``, ``views`` and the leaves.
+"""

@@ -4,19 +4,17 @@ map of source table -> view in line, and make sure each source table has the tri
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps
 from django.db.models import Model
 
 from .. import conf
-from ..names import RelationName
-from ..registry import DependencyGraph
-from ..sources import build_source_map, relation_oids
+from ..views.declaration import ViewModel
+from ..views.graph import DependencyGraph
+from ..views.names import RelationName
+from .source_map import build_source_map, relation_oids
 from .triggers import ensure_triggers, trigger_models
-
-if TYPE_CHECKING:
-    from ..dependencies import ViewModel
 
 logger = logging.getLogger("live_matview.capture")
 

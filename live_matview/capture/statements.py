@@ -3,7 +3,7 @@
 An execute wrapper on every PostgreSQL connection reads the head of each statement
 (``INSERT INTO``, ``UPDATE``, ``DELETE FROM``, ``TRUNCATE``, data-modifying ``WITH``): no
 query is added per statement. Writes are remembered per savepoint level, so a rolled-back
-savepoint drops what it wrote, and handed to the scheduler once, when the outermost
+savepoint drops what it wrote, and handed to the refresh stage once, when the outermost
 transaction commits (through ``transaction.on_commit``), or at once in autocommit.
 
 In trigger mode the database records the durable marks; here we only learn what to
@@ -16,11 +16,13 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
 
 from .. import conf
+from .source_map import source_map
 
 logger = logging.getLogger("live_matview.capture")
 
@@ -91,6 +93,24 @@ def _parse_written_tables(sql: str) -> list[str]:
     return []
 
 
+#: Called with (database alias, tables written) once a write has committed. The refresh
+#: stage connects its dispatcher here from ``apps.ready()``: capture sits below refresh
+#: and must not import it.
+CommitListener = Callable[[str, set[str]], None]
+_listeners: list[CommitListener] = []
+
+
+def on_writes_committed(listener: CommitListener) -> None:
+    """Call ``listener(alias, tables)`` after each commit that wrote captured tables."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _announce(alias: str, tables: set[str]) -> None:
+    for listener in _listeners:
+        listener(alias, tables)
+
+
 class _Transaction:
     """The writes of one outermost transaction, by the savepoint level that made them."""
 
@@ -113,9 +133,7 @@ class _Transaction:
         self.done = True
         tables = {table for sids, table in self.entries if not self.rolled_back.intersection(sids)}
         if tables:
-            from ..scheduler import writes_committed
-
-            writes_committed(self.alias, tables)
+            _announce(self.alias, tables)
 
 
 def _current_transaction(connection: Any) -> _Transaction:
@@ -136,8 +154,6 @@ def _current_transaction(connection: Any) -> _Transaction:
 
 
 def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
-    from ..sources import source_map
-
     record = getattr(connection, "_live_matview_transaction", None)
     if (
         record is not None
@@ -154,9 +170,7 @@ def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
     if not connection.in_atomic_block:
         if connection.get_autocommit():  # the statement has committed already
             _insert_marks(connection, _unmarked(sources, hits))
-            from ..scheduler import writes_committed
-
-            writes_committed(connection.alias, set(hits))
+            _announce(connection.alias, set(hits))
         return  # manual transaction management: nothing to hook the commit on
     record = _current_transaction(connection)
     sids = tuple(connection.savepoint_ids)
@@ -180,8 +194,6 @@ def _unmarked(sources: Any, tables: list[str]) -> list[str]:
 
 def _insert_marks(connection: Any, tables: list[str]) -> None:
     """The durable marks the trigger would have written, in the writer's transaction."""
-    from ..sources import source_map
-
     if not tables:
         return
     views = source_map(connection.alias).readers_of(tables)

@@ -18,8 +18,9 @@ from pgtrigger import compiler
 from pgtrigger import core as pgtrigger_core
 
 from .. import conf
-from ..names import RelationName
-from ..registry import declared_sources, view_models
+from ..views.declaration import ViewDeclaration
+from ..views.names import RelationName
+from ..views.registry import declared_sources, view_models
 from .trigger_sql import CaptureTriggerSql
 
 logger = logging.getLogger("live_matview.capture")
@@ -67,12 +68,10 @@ def trigger() -> pgtrigger.Trigger:
 def trigger_models() -> list[type[Model]]:
     """Source models that get the capture trigger: declared, concrete data (not views),
     and not auto-created m2m tables (pgtrigger needs a proxy for those)."""
-    from ..base_model import MaterializedViewModel
-
     found: dict[str, type[Model]] = {}
     for view in view_models():
         for source in declared_sources(view):
-            if issubclass(source, MaterializedViewModel) or source._meta.auto_created:
+            if issubclass(source, ViewDeclaration) or source._meta.auto_created:
                 continue
             found.setdefault(source._meta.label, source)
     return [found[label] for label in sorted(found)]

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS
 
+from ..signals import refresh_failed, view_refreshed
+
 if TYPE_CHECKING:
-    from ..planning import SyncPlan
+    from ..schema.planning import SyncPlan
 
 # Imports of models happen inside the functions: pytest imports this package (through
 # the plugin) before Django is set up.
@@ -79,8 +81,6 @@ class RefreshRecorder:
 @contextmanager
 def capture_refreshes() -> Iterator[RefreshRecorder]:
     """Record every refresh (in any thread) that ends inside the block."""
-    from ..signals import refresh_failed, view_refreshed
-
     recorder = RefreshRecorder()
     view_refreshed.connect(recorder._on_refreshed, weak=False)
     refresh_failed.connect(recorder._on_failed, weak=False)
@@ -93,7 +93,7 @@ def capture_refreshes() -> Iterator[RefreshRecorder]:
 
 def wait_for_background_refreshes(timeout: float = 30.0) -> None:
     """Block until the async refresher is idle; ``TimeoutError`` after ``timeout`` seconds."""
-    from ..background import wait_idle
+    from ..refresh.background import wait_idle
 
     if not wait_idle(timeout):
         raise TimeoutError(f"Background refreshes still running after {timeout} s.")

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from ...worker import Worker
+from ...refresh.worker import Worker
 
 
 class Command(BaseCommand):

@@ -14,9 +14,10 @@ from django.core.management.commands import migrate
 from django.db import connections
 
 from ...exceptions import LiveMatviewError
-from ...migration_guard import views_out_of_the_way
-from ...planning import SyncPlan
-from ...processor import lock_sync, plan_views, sync_views, unlock_sync
+from ...processor import plan_views, sync_views
+from ...schema.migration_guard import views_out_of_the_way
+from ...schema.planning import SyncPlan
+from ...schema.sync import lock_sync, unlock_sync
 
 
 class Command(migrate.Command):

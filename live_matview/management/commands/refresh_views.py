@@ -9,11 +9,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from ...dependencies import database_graph, managed_models
 from ...exceptions import RefreshError
-from ...refresh import Skipped, refresh_view
-from ...registry import resolve_model
-from ...scheduler import marked_views, with_dependents
+from ...refresh.full import Skipped, refresh_view
+from ...refresh.passes import marked_views, with_dependents
+from ...schema.database_graph import database_graph, managed_models
+from ...views.registry import resolve_model
 
 
 class Command(BaseCommand):

@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from django.db import connections
 
-if TYPE_CHECKING:
-    from .dependencies import ViewModel
+from .. import conf
+from ..models import ManagedView
+from ..views.declaration import ViewModel
+from .passes import refresh_pass, with_dependents
 
 logger = logging.getLogger("live_matview.background")
 
@@ -104,8 +105,6 @@ class BackgroundRefresher:
                 self._condition.wait(min(item[0] for item in self._due.values()) - now)
 
     def _run(self) -> None:
-        from .scheduler import refresh_pass, with_dependents
-
         while (batch := self._take_due()) is not None:
             try:
                 for using, views in batch.items():
@@ -143,9 +142,6 @@ def submit(using: str, views: Iterable[ViewModel]) -> None:
 
 def submit_retry(using: str, views: Iterable[ViewModel]) -> None:
     """Queue failed views again at their back-off time."""
-    from . import conf
-    from .models import ManagedView
-
     for view in views:
         state = ManagedView.objects.using(using).filter(view_name=view._meta.db_table).first()
         failures = state.consecutive_failures if state else 1

@@ -10,23 +10,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 
+from .._compat import savepoint_create
+from ..exceptions import LiveMatviewError, SyncError
+from ..models import ManagedView
+from ..views.declaration import ViewModel
+from ..views.graph import DependencyGraph
+from ..views.names import RelationName
+from ..views.query import describe_source
 from . import ddl, introspection
-from ._compat import savepoint_create
-from .definition import describe_source
-from .dependencies import build_graph, existing_views, managed_models
-from .exceptions import LiveMatviewError, SyncError
-from .models import ManagedView
-from .names import RelationName
-from .registry import DependencyGraph
-
-if TYPE_CHECKING:
-    from .base_model import MaterializedViewModel
-
-    ViewModel = type[MaterializedViewModel]
+from .database_graph import build_graph, existing_views, managed_models
 
 PROBE_NAME = "live_matview_probe"
 LEGACY_TABLE = "django_materialized_view_materializedviewmigrations"

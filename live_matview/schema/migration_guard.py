@@ -23,11 +23,11 @@ from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 
+from .._compat import sqlstate
+from ..models import ManagedView
+from ..views.names import RelationName
 from . import ddl, introspection
-from ._compat import sqlstate
-from .dependencies import managed_models
-from .models import ManagedView
-from .names import RelationName
+from .database_graph import managed_models
 from .planning import legacy_view_names
 
 logger = logging.getLogger("live_matview.migrations")

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connections, router, transaction
 
-from . import conf, ddl, introspection
-from .registry import DependencyGraph, view_models
-
-if TYPE_CHECKING:
-    from .base_model import MaterializedViewModel
-
-    ViewModel = type[MaterializedViewModel]
+from .. import conf
+from ..views.declaration import ViewModel
+from ..views.graph import DependencyGraph
+from ..views.registry import view_models
+from . import ddl, introspection
 
 _cache: dict[str, tuple[float, DependencyGraph]] = {}
 _cache_lock = threading.Lock()
@@ -66,9 +64,6 @@ def database_graph(using: str) -> DependencyGraph:
 
 
 def forget_graphs() -> None:
-    """Drop cached graphs and source maps, after views were created or recreated."""
-    from .sources import forget_source_maps
-
+    """Drop cached graphs, after views were created or recreated."""
     with _cache_lock:
         _cache.clear()
-    forget_source_maps()

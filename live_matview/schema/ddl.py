@@ -6,16 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import UniqueConstraint
 
-from ._compat import sql
-from .definition import view_sql
-from .names import RelationName, as_string, derived_name
+from .._compat import sql
+from ..views.declaration import ViewModel
+from ..views.names import RelationName, as_string, derived_name
+from ..views.query import view_sql
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
-
-    from .base_model import MaterializedViewModel
-
-    ViewModel = type[MaterializedViewModel]
 
 
 def relation(model: ViewModel) -> RelationName:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.backends.utils import names_digest
 
-from ._compat import sql
+from .._compat import sql
 
 _QUOTED_PART = re.compile(r'"((?:[^"]|"")*)"')
 MAX_IDENTIFIER_LENGTH = 63

@@ -1,55 +1,18 @@
-"""Which models are views, what they read, and the order they must be built and refreshed in."""
+"""The order views must be built and refreshed in: ``parent -> child`` where a child reads
+its parent, with the edges a view's QuerySet shows (``schema.database_graph`` adds those
+PostgreSQL records)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
-from django.apps import apps
-from django.db import models
-
-from .exceptions import DependencyCycleError
+from ..exceptions import DependencyCycleError
+from .declaration import ViewModel
 from .names import RelationName
-
-if TYPE_CHECKING:
-    from .base_model import MaterializedViewModel
-
-    ViewModel = type[MaterializedViewModel]
+from .query import get_queryset
 
 _QUOTED_IDENTIFIER = re.compile(r'"((?:[^"]|"")*)"')
-
-
-def view_models() -> list[ViewModel]:
-    """Every concrete view model of the installed apps, in a stable order."""
-    from .base_model import MaterializedViewModel
-
-    found = [
-        model
-        for model in apps.get_models()
-        if issubclass(model, MaterializedViewModel) and not model._meta.proxy
-    ]
-    return sorted(found, key=lambda model: model._meta.label_lower)
-
-
-def resolve_model(reference: Any) -> type[models.Model] | None:
-    """A ``refresh_on`` entry as a model class, or ``None`` if it names no installed model."""
-    if isinstance(reference, type) and issubclass(reference, models.Model):
-        return reference
-    if isinstance(reference, str) and reference.count(".") == 1:
-        try:
-            return apps.get_model(reference)
-        except (LookupError, ValueError):
-            return None
-    return None
-
-
-def declared_sources(model: ViewModel) -> list[type[models.Model]]:
-    """The models named in ``refresh_on`` (empty for ``"auto"``, which the database answers)."""
-    if model.refresh_on == "auto":
-        return []
-    resolved = (resolve_model(entry) for entry in model.refresh_on)
-    return [source for source in resolved if source is not None]
 
 
 def queryset_identifiers(model: ViewModel) -> set[str]:
@@ -58,8 +21,6 @@ def queryset_identifiers(model: ViewModel) -> set[str]:
     Django quotes every table it puts in SQL, so these name every relation the query
     reads, subqueries included (and its column aliases, which match no table).
     """
-    from .definition import get_queryset
-
     queryset = get_queryset(model)
     if queryset is None:
         return set()

@@ -11,18 +11,19 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import ManyToManyField
 
-from . import conf, introspection
-from .dependencies import database_graph, existing_views
-from .names import RelationName
-from .registry import DependencyGraph, declared_sources
-
-if TYPE_CHECKING:
-    from .dependencies import ViewModel
+from .. import conf
+from ..schema import introspection
+from ..schema.database_graph import database_graph, existing_views
+from ..views.declaration import ViewDeclaration, ViewModel
+from ..views.graph import DependencyGraph
+from ..views.names import RelationName
+from ..views.registry import declared_sources
+from .triggers import TRIGGER_NAME
 
 _cache: dict[str, tuple[float, SourceMap]] = {}
 _lock = threading.Lock()
@@ -73,8 +74,6 @@ def _direct_sources(
     view: ViewModel, cursor: Any, oids: dict[ViewModel, int]
 ) -> tuple[set[RelationName], set[ViewModel]]:
     """(tables, parent views) that ``view`` names itself."""
-    from .base_model import MaterializedViewModel
-
     tables: set[RelationName] = set()
     parents: set[ViewModel] = set()
     if view.refresh_on == "auto":
@@ -83,7 +82,7 @@ def _direct_sources(
             tables |= _recorded_tables(cursor, oid)
         return tables, parents
     for source in declared_sources(view):
-        if issubclass(source, MaterializedViewModel):
+        if issubclass(source, ViewDeclaration):
             parents.add(source)
             continue
         tables.add(RelationName.parse(source._meta.db_table))
@@ -112,8 +111,6 @@ def _recorded_tables(cursor: Any, oid: int) -> set[RelationName]:
 
 
 def _triggered_tables(cursor: Any) -> set[RelationName]:
-    from .capture.triggers import TRIGGER_NAME
-
     cursor.execute(
         """
         SELECT n.nspname, c.relname

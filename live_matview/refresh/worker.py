@@ -15,17 +15,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from ._compat import wait_for_notification
-from .models import ManagedView
-from .scheduler import PassResult, marked_views, refresh_pass, with_dependents
-
-if TYPE_CHECKING:
-    from .dependencies import ViewModel
+from .._compat import wait_for_notification
+from ..models import ManagedView
+from ..views.declaration import ViewModel
+from .passes import PassResult, marked_views, refresh_pass, with_dependents
 
 logger = logging.getLogger("live_matview.worker")
 

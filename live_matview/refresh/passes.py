@@ -1,33 +1,25 @@
-"""From committed writes to refreshes: which views, when, in which order, by whom.
+"""A refresh pass: each view of a set once, parents before children, failures contained.
 
-``writes_committed`` is called once per committed transaction (or autocommit statement)
-with the tables it wrote. Each dirty view then follows its ``refresh_mode``: refreshed
-right here (``on_commit``), handed to the background refresher (``async``), or left
-marked (``manual``). ``deferred_refresh()`` holds all of it until its block ends.
+Every way a refresh runs (on commit, the background thread, Celery, the worker,
+``refresh_dirty()``) goes through ``refresh_pass``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
-from contextlib import ContextDecorator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
-from . import conf
-from .dependencies import database_graph, managed_models
-from .exceptions import RefreshError
-from .models import DirtyMark, ManagedView
-from .refresh import Skipped, refresh_view
-from .sources import source_map
-
-if TYPE_CHECKING:
-    from .dependencies import ViewModel
-    from .models import MaterializedViewRefreshLog
+from .. import conf
+from ..exceptions import RefreshError
+from ..models import DirtyMark, ManagedView, MaterializedViewRefreshLog
+from ..schema.database_graph import database_graph, managed_models
+from ..views.declaration import ViewModel
+from .full import Skipped, refresh_view
 
 logger = logging.getLogger("live_matview.scheduler")
 
@@ -106,89 +98,6 @@ def _retry_times(using: str, views: list[ViewModel]) -> dict[str, Any]:
     names = [view._meta.db_table for view in views]
     rows = ManagedView.objects.using(using).filter(view_name__in=names, next_retry_at__isnull=False)
     return dict(rows.values_list("view_name", "next_retry_at"))
-
-
-# -- dispatch of committed writes ---------------------------------------------------------
-
-
-class _Deferral(threading.local):
-    def __init__(self) -> None:
-        self.depth = 0
-        self.views: dict[str, set[ViewModel]] = {}
-
-
-_deferral = _Deferral()
-
-
-def writes_committed(using: str, tables: set[str]) -> None:
-    """A transaction wrote ``tables`` and committed: act on the views that depend on them."""
-    try:
-        views = source_map(using).views_for(tables)
-    except Exception:  # noqa: BLE001
-        logger.exception("Could not tell which views the write to %s dirtied", sorted(tables))
-        return
-    if views:
-        views_dirtied(using, views)
-
-
-def views_dirtied(using: str, views: set[ViewModel]) -> None:
-    """Act on dirty views by their mode. Runs after the writer's commit, so nothing may
-    escape from here: the write is done, a refresh problem is logged and retried."""
-    if _deferral.depth:
-        _deferral.views.setdefault(using, set()).update(views)
-        return
-    try:
-        _dispatch(using, views)
-    except Exception:  # noqa: BLE001
-        logger.exception(
-            "Could not refresh %s after a commit; the marks stay for the next pass",
-            sorted(view._meta.label for view in views),
-        )
-
-
-def _dispatch(using: str, views: set[ViewModel]) -> None:
-    now = [view for view in views if mode_of(view) == ON_COMMIT]
-    later = [view for view in views if mode_of(view) == ASYNC]
-    if now:
-        result = refresh_pass(using, now, trigger="on_commit")
-        _retry_later(using, result.failed)
-    if later:
-        if conf.async_backend() == "celery":
-            from .tasks import submit as send_tasks
-
-            send_tasks(using, later)
-        else:
-            from .background import submit
-
-            submit(using, later)
-
-
-def _retry_later(using: str, failed: list[ViewModel]) -> None:
-    """Failed on-commit refreshes are retried by the background refresher, with back-off;
-    their marks are also there for the worker if this process ends first."""
-    if failed:
-        from .background import submit_retry
-
-        submit_retry(using, failed)
-
-
-class deferred_refresh(ContextDecorator):  # noqa: N801  (used like a function)
-    """Hold refreshes until the block ends, then refresh each dirty view once.
-
-    Nestable; works across any number of transactions inside the block; per thread.
-    """
-
-    def __enter__(self) -> deferred_refresh:
-        _deferral.depth += 1
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        _deferral.depth -= 1
-        if _deferral.depth:
-            return
-        pending, _deferral.views = _deferral.views, {}
-        for using, views in pending.items():
-            views_dirtied(using, views)
 
 
 def marked_views(using: str) -> set[ViewModel]:

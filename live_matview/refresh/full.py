@@ -7,20 +7,18 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
-from . import conf, ddl, introspection
-from .exceptions import RefreshError
-from .models import ManagedView, MaterializedViewRefreshLog
-from .signals import refresh_failed, view_refreshed
-
-if TYPE_CHECKING:
-    from .base_model import MaterializedViewModel
-
-    ViewModel = type[MaterializedViewModel]
+from .. import conf
+from ..capture.source_map import source_map
+from ..exceptions import RefreshError
+from ..models import ManagedView, MaterializedViewRefreshLog
+from ..schema import ddl, introspection
+from ..signals import refresh_failed, view_refreshed
+from ..views.declaration import ViewModel
 
 logger = logging.getLogger("live_matview.refresh")
 
@@ -159,8 +157,6 @@ def refresh_view(
 
 def _mark_dependents(cursor: Any, model: ViewModel, alias: str) -> None:
     """The views that read this one are stale now; marked in the refresh's transaction."""
-    from .sources import source_map
-
     children = sorted(child._meta.db_table for child in source_map(alias).dependents.get(model, ()))
     if children:
         cursor.executemany(

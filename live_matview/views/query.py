@@ -9,17 +9,17 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
 
-from .exceptions import ViewDefinitionError
+from ..exceptions import ViewDefinitionError
+from .declaration import ViewModel
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-    from .base_model import MaterializedViewModel
 
 SQL_FILES_SUBDIR = Path("models", "materialized_views", "sql_files")
 
 
-def queryset_method_is_static(model: type[MaterializedViewModel]) -> bool:
+def queryset_method_is_static(model: ViewModel) -> bool:
     """``get_query_from_queryset`` must be callable on the class, as the old library required."""
     for klass in model.__mro__:
         if "get_query_from_queryset" in vars(klass):
@@ -28,7 +28,7 @@ def queryset_method_is_static(model: type[MaterializedViewModel]) -> bool:
     return True
 
 
-def get_queryset(model: type[MaterializedViewModel]) -> QuerySet[Any] | None:
+def get_queryset(model: ViewModel) -> QuerySet[Any] | None:
     """The view's QuerySet, ``None`` when it is defined by a SQL file."""
     if not queryset_method_is_static(model):
         raise ViewDefinitionError(
@@ -46,7 +46,7 @@ def get_queryset(model: type[MaterializedViewModel]) -> QuerySet[Any] | None:
     return result
 
 
-def sql_file_candidates(model: type[MaterializedViewModel]) -> list[Path]:
+def sql_file_candidates(model: ViewModel) -> list[Path]:
     """Where the SQL file may be, preferred location first."""
     filename = f"{model.__name__.casefold()}.sql"
     app_config = model._meta.app_config
@@ -60,12 +60,12 @@ def sql_file_candidates(model: type[MaterializedViewModel]) -> list[Path]:
     return paths
 
 
-def sql_file_path(model: type[MaterializedViewModel]) -> Path | None:
+def sql_file_path(model: ViewModel) -> Path | None:
     """The SQL file that defines the view, or ``None`` if none of the candidates exists."""
     return next((path for path in sql_file_candidates(model) if path.is_file()), None)
 
 
-def read_sql_file(model: type[MaterializedViewModel]) -> tuple[Path, str]:
+def read_sql_file(model: ViewModel) -> tuple[Path, str]:
     path = sql_file_path(model)
     if path is None:
         expected = sql_file_candidates(model)[0]
@@ -81,9 +81,7 @@ def read_sql_file(model: type[MaterializedViewModel]) -> tuple[Path, str]:
     return path, text
 
 
-def view_query(
-    model: type[MaterializedViewModel], using: str = DEFAULT_DB_ALIAS
-) -> tuple[str, tuple[Any, ...]]:
+def view_query(model: ViewModel, using: str = DEFAULT_DB_ALIAS) -> tuple[str, tuple[Any, ...]]:
     """The view's SELECT with placeholders, and its parameters."""
     queryset = get_queryset(model)
     if queryset is None:
@@ -92,7 +90,7 @@ def view_query(
     return query_sql, tuple(params)
 
 
-def view_sql(model: type[MaterializedViewModel], connection: BaseDatabaseWrapper) -> str:
+def view_sql(model: ViewModel, connection: BaseDatabaseWrapper) -> str:
     """The view's SELECT as one literal statement, parameters bound by the driver.
 
     DDL cannot take server-side parameters, so the driver's own client-side binding
@@ -104,7 +102,7 @@ def view_sql(model: type[MaterializedViewModel], connection: BaseDatabaseWrapper
     return str(connection.ops.compose_sql(query_sql, params))  # type: ignore[attr-defined]
 
 
-def describe_source(model: type[MaterializedViewModel]) -> str:
+def describe_source(model: ViewModel) -> str:
     """Where the view's query comes from, for error messages."""
     try:
         if get_queryset(model) is not None:
