@@ -48,3 +48,16 @@ def _no_background_leftovers():
     from live_matview import background
 
     background.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_view_caches():
+    """Each test reads the view graph and source map from the database as it finds it.
+
+    The process caches them for LIVE_MATVIEW_CACHE_SECONDS (60 s), so without this a test
+    could inherit a map built while an earlier test had the capture triggers disabled, or a
+    trigger dropped: whether it did would depend on when the cache last expired, i.e. on the
+    machine's speed."""
+    from live_matview.dependencies import forget_graphs
+
+    forget_graphs()
