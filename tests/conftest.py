@@ -3,6 +3,25 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the full-size stress variants (marked slow); CI passes it",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """``python3 dev.py test`` runs each stress test at a size that finishes in seconds; the
+    full-size variants (``@pytest.mark.slow``) run with ``--slow``, or when selected by ``-m``."""
+    if config.getoption("--slow") or config.option.markexpr:
+        return
+    skip = pytest.mark.skip(reason="full-size stress variant: run with --slow")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
+
+
 def pytest_report_header(config):
     from django.conf import settings
     from django.db.backends.postgresql.psycopg_any import is_psycopg3

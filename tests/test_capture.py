@@ -174,11 +174,11 @@ class TestTransactions:
         from live_matview import deferred_refresh
 
         with capture_refreshes() as refreshes, deferred_refresh():
-            for n in range(1000):
+            for n in range(200):  # the benchmarks count 1,000 (SPEC §6)
                 Order.objects.create(customer=customer, amount=n % 10)
             assert refreshes.refreshed == []
         refreshes.assert_refreshed(CustomerTotals, BigSpenders)
-        assert totals() == [(customer.pk, 1000, 4500)]
+        assert totals() == [(customer.pk, 200, 900)]
 
     def test_deferred_refresh_is_a_nestable_decorator(self, customer):
         from live_matview import deferred_refresh

@@ -181,15 +181,25 @@ def _writer(customer_ids: list[int], seed: int, transactions: int, errors: list)
         connections.close_all()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["on_commit", "async"])
-def test_eight_writers_leave_every_view_equal_to_its_query(mode):
+@pytest.mark.parametrize(
+    ("runs", "transactions"),
+    [
+        # The same 8 writers, mix of writes and checks, at a size that takes seconds...
+        pytest.param(2, 15, id="short"),
+        # ...and at full size (4,800 transactions per mode), with --slow and in CI.
+        pytest.param(3, 200, id="full", marks=pytest.mark.slow),
+    ],
+)
+def test_eight_writers_leave_every_view_equal_to_its_query(mode, runs, transactions):
     customers = [Customer.objects.create(name=f"c{n}").pk for n in range(32)]
     with override_settings(LIVE_MATVIEW_REFRESH_MODE=mode):
-        for run in range(3):
+        for run in range(runs):
             errors: list = []
             threads = [
-                threading.Thread(target=_writer, args=(customers[w::8], run * 100 + w, 200, errors))
+                threading.Thread(
+                    target=_writer, args=(customers[w::8], run * 100 + w, transactions, errors)
+                )
                 for w in range(8)
             ]
             for thread in threads:

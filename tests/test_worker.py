@@ -22,7 +22,7 @@ from tests.helpers import (
 )
 from tests.testapp.models import Customer, CustomerTotals, SleepSetting, SlowView
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
