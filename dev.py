@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Developer entry point; needs only Python 3.10+ (standard library only, by design).
 
-    python3 dev.py test [pytest args...]   run the test suite
+    python3 dev.py test [pytest args...]   run the test suite (in parallel; --slow: all of it)
     python3 dev.py demo                    run the example project's demo
     python3 dev.py lint                    ruff check, ruff format --check, mypy
     python3 dev.py stop-db                 stop the embedded servers (tests, demo)

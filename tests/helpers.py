@@ -87,8 +87,11 @@ def raw_connection(dbname: str | None = None):
     )
 
 
-def wait_until(condition, timeout: float = 30.0, message: str = "condition") -> None:
-    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+def wait_until(condition, timeout: float = 60.0, message: str = "condition") -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds.
+
+    The timeout only stops a test that would hang: it is far above what a loaded 2-core
+    machine needs (a worker subprocess can take 10 s there just to start Django)."""
     import time
 
     deadline = time.monotonic() + timeout

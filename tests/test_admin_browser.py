@@ -29,8 +29,6 @@ from tests.testapp.models import (
     OrderItemStats,
 )
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "img"

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from live_matview.dependencies import forget_graphs
 from live_matview.testing import capture_refreshes
 from tests.helpers import assert_fresh, capture_trigger_names, execute, fetch
 from tests.testapp.models import (
@@ -30,18 +31,23 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(params=["triggers", "signals"])
 def capture_mode(request):
-    """In signals mode the database triggers are switched off, so only Django captures."""
+    """In signals mode the database triggers are switched off, so only Django captures.
+
+    The source map records which tables have an enabled trigger; it is dropped after each
+    switch, as a sync would, so that no test runs on the other mode's map."""
     mode = request.param
     triggers = capture_trigger_names()
     if mode == "signals":
         for table, name in triggers:
             execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
+        forget_graphs()
     try:
         with override_settings(LIVE_MATVIEW_CAPTURE=mode):
             yield mode
     finally:
         for table, name in triggers:
             execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
+        forget_graphs()
 
 
 @pytest.fixture
@@ -168,11 +174,11 @@ class TestTransactions:
         from live_matview import deferred_refresh
 
         with capture_refreshes() as refreshes, deferred_refresh():
-            for n in range(1000):
+            for n in range(200):  # the benchmarks count 1,000 (SPEC §6)
                 Order.objects.create(customer=customer, amount=n % 10)
             assert refreshes.refreshed == []
         refreshes.assert_refreshed(CustomerTotals, BigSpenders)
-        assert totals() == [(customer.pk, 1000, 4500)]
+        assert totals() == [(customer.pk, 200, 900)]
 
     def test_deferred_refresh_is_a_nestable_decorator(self, customer):
         from live_matview import deferred_refresh
@@ -261,6 +267,9 @@ def test_write_from_another_client_is_drained(customer):
     assert fetch("SELECT count(*) FROM live_matview_dirtymark") == [(0,)]
 
 
+# The back-off retry (5 s by default) must not fire inside the test: on a loaded machine it
+# could, and fail again, before the assertions on the failure's state (test_modes tests it).
+@override_settings(LIVE_MATVIEW_RETRY_BASE=3600.0)
 def test_failing_refresh_never_breaks_the_committed_write(customer):
     order = Order.objects.create(customer=customer, amount=1)
     with capture_refreshes() as refreshes, transaction.atomic():

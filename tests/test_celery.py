@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -18,7 +19,8 @@ from live_matview.testing import capture_refreshes
 from tests.helpers import database_url, fetch, wait_until
 from tests.testapp.models import Customer, CustomerTotals, Order
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+# One xdist worker runs this module: its module-scoped broker fixture then runs once.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("celery")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,6 +36,11 @@ def _broker_answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def broker():
+    """The producer side (this process sends the tasks), on a queue of its own.
+
+    The Redis database is shared by every suite running on the machine (another checkout,
+    CI): on the default queue one suite's worker would take another's tasks. A fresh queue
+    needs no FLUSHDB either, which would drop other suites' queued tasks."""
     url = settings.CELERY_BROKER_URL
     if not _broker_answers(url):
         if os.environ.get("LIVE_MATVIEW_REQUIRE_REDIS"):
@@ -41,14 +48,16 @@ def broker():
         pytest.skip(f"No Redis at {url}: start one to run the Celery tests.")
     import redis
 
-    redis.Redis.from_url(url).flushdb()
-    from tests.celery_app import app  # the producer side: this process sends the tasks
+    from tests.celery_app import app
 
-    return app
+    queue = f"live_matview_tests_{uuid.uuid4().hex[:12]}"
+    app.conf.task_default_queue = queue
+    yield app
+    redis.Redis.from_url(url).delete(queue)
 
 
 @contextmanager
-def celery_worker():
+def celery_worker(queue: str):
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
     proc = subprocess.Popen(
         [
@@ -65,6 +74,8 @@ def celery_worker():
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            "--queues",
+            queue,
         ],
         cwd=ROOT,
         env=env,
@@ -103,7 +114,7 @@ def test_async_views_refresh_through_celery_and_duplicates_collapse(broker, monk
         )
         assert queued == [(True,)]
         assert refreshes.count(CustomerTotals) == 0  # not refreshed by the writer
-        with celery_worker():
+        with celery_worker(broker.conf.task_default_queue):
             wait_until(
                 lambda: list(CustomerTotals.objects.values_list("orders", flat=True)) == [10],
                 timeout=60,

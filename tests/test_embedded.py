@@ -92,11 +92,10 @@ def test_database_settings_prefers_the_environment(
 
 
 @pytest.fixture
-def pgdata(tmp_path: Path) -> Iterator[Path]:
+def pgdata(server_dir: Path) -> Iterator[Path]:
     """A data directory whose server is stopped at teardown, even when the test failed."""
-    path = tmp_path / "pgdata"
-    yield path
-    embedded.stop(path)
+    yield server_dir
+    embedded.stop(server_dir)
 
 
 @pytest.fixture
@@ -161,7 +160,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
 def test_server_started_by_a_process_stops_when_it_exits(pgdata: Path, spawn: Spawn) -> None:
     owner = spawn()
     report = ready(owner)
@@ -175,7 +173,6 @@ def test_server_started_by_a_process_stops_when_it_exits(pgdata: Path, spawn: Sp
     assert_stopped(pgdata)
 
 
-@pytest.mark.slow
 def test_attached_process_leaves_the_owners_server_running(pgdata: Path, spawn: Spawn) -> None:
     owner = spawn()
     assert ready(owner)["owned"]
@@ -188,7 +185,6 @@ def test_attached_process_leaves_the_owners_server_running(pgdata: Path, spawn: 
     assert_stopped(pgdata)
 
 
-@pytest.mark.slow
 def test_concurrent_starters_agree_on_one_owner(pgdata: Path, spawn: Spawn) -> None:
     children = [spawn() for _ in range(3)]
     owned = [ready(child)["owned"] for child in children]
@@ -198,7 +194,6 @@ def test_concurrent_starters_agree_on_one_owner(pgdata: Path, spawn: Spawn) -> N
     assert_stopped(pgdata)
 
 
-@pytest.mark.slow
 def test_server_of_a_killed_owner_is_adopted_and_stopped(pgdata: Path, spawn: Spawn) -> None:
     owner = spawn()
     assert ready(owner)["owned"]
@@ -215,7 +210,6 @@ def test_server_of_a_killed_owner_is_adopted_and_stopped(pgdata: Path, spawn: Sp
     assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
 
 
-@pytest.mark.slow
 def test_cli_start_keeps_the_server_until_stop(pgdata: Path, spawn: Spawn) -> None:
     assert cli("start", "--data-dir", str(pgdata)).returncode == 0
     uri = cli("url", "--data-dir", str(pgdata)).stdout.strip()
@@ -230,7 +224,6 @@ def test_cli_start_keeps_the_server_until_stop(pgdata: Path, spawn: Spawn) -> No
     assert cli("url", "--data-dir", str(pgdata)).returncode == 3
 
 
-@pytest.mark.slow
 def test_restart_after_stop_in_the_same_process(pgdata: Path) -> None:
     code = (
         "import sys; from live_matview import embedded as e; d = sys.argv[1]\n"

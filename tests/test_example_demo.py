@@ -18,8 +18,6 @@ from tests.helpers import database_url
 
 MANAGE_PY = Path(__file__).resolve().parent.parent / "example_project" / "manage.py"
 
-pytestmark = pytest.mark.slow
-
 CT, PS, TOP = "CustomerTotals CONCURRENTLY", "ProductSales plain", "TopCustomers CONCURRENTLY"
 
 #: Each write of the demo (the start of its line) and the refreshes it must cause, in order.

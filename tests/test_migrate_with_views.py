@@ -317,8 +317,9 @@ def test_concurrent_runs_wait_for_each_other(django_db_blocker):
         thread = threading.Thread(target=deploy)
         thread.start()
         deadline = time.monotonic() + 30
-        while not fetch(
+        while not fetch(  # advisory locks are per database; other suites share the server
             "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid = %s AND objid = %s",
             [conf.advisory_lock_namespace() + 1, SYNC_LOCK_KEY],
         ):
