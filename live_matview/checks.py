@@ -19,6 +19,7 @@ from django.db import router
 from django.db.models import Model, UniqueConstraint
 
 from . import conf
+from .capture import checks as _capture_checks  # noqa: F401  (registers W002, W003)
 from .exceptions import DependencyCycleError, ViewDefinitionError
 from .models import MaterializedViewRefreshLog
 from .views.declaration import ViewDeclaration

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 from django.db import transaction
+from pgtrigger import registry as pgtrigger_registry
 
 from live_matview import RefreshError
+from live_matview.capture.triggers import TRIGGER_NAME
 from live_matview.models import MaterializedViewRefreshLog
-from live_matview.processor import forget_caches
+from live_matview.processor import forget_caches, sync_views
 from live_matview.views import graph
-from tests.helpers import assert_fresh
-from tests.testapp.models import Customer, CustomerTotals, Order, OrderTagCounts
+from tests.helpers import assert_fresh, capture_trigger_names, execute, fetch
+from tests.testapp.models import (
+    Customer,
+    CustomerTotals,
+    Item,
+    Order,
+    OrderItemStats,
+    OrderTagCounts,
+)
 
 
 @pytest.fixture
@@ -83,3 +93,125 @@ def test_a_write_that_dirties_the_broken_view_still_commits():
     )
     assert failed.exists()
     assert_fresh(CustomerTotals)
+
+
+# --- Triggers follow the declarations, whenever models load (item 5) ---------------------
+
+
+@pytest.fixture
+def late_models():
+    """Models declared in the test app's real registry after apps were ready, removed again."""
+    from django.apps import apps
+
+    from live_matview.capture import triggers
+    from live_matview.views.declaration import DBViewsRegistry
+
+    declared: list = []
+    yield declared
+    for model in declared:
+        uri = f"{model._meta.label}:{triggers.TRIGGER_NAME}"
+        if uri in pgtrigger_registry._registry:
+            triggers.trigger().unregister(model)
+        apps.all_models[model._meta.app_label].pop(model._meta.model_name, None)
+        DBViewsRegistry.pop(model._meta.db_table, None)
+        triggers.loaded_late.discard((model._meta.label, "testapp.LateVote"))
+        triggers._pending.discard(("testapp", "latevote"))
+    apps.clear_cache()
+    forget_caches()
+
+
+@pytest.mark.django_db
+def test_a_source_model_that_loads_after_its_view_gets_the_trigger(late_models):
+    """A real project's refresh_on = ["photition_models.Vote"]: the model's module was
+    imported after the view's, so no trigger reached its migrations."""
+    from django.core.management import call_command
+    from django.db import models
+
+    from live_matview import MaterializedViewModel
+
+    holder: dict = {}
+    view = type(
+        "LateVoteCounts",
+        (MaterializedViewModel,),
+        {
+            "__module__": "tests.testapp.models",
+            "refresh_on": ["testapp.LateVote"],
+            "id": models.BigIntegerField(primary_key=True),
+            "get_query_from_queryset": staticmethod(lambda: holder["vote"].objects.values("id")),
+        },
+    )
+    late_models.append(view)
+    vote = type(
+        "LateVote",
+        (models.Model,),
+        {"__module__": "tests.testapp.models.votes", "choice": models.IntegerField()},
+    )
+    late_models.append(vote)
+    holder["vote"] = vote
+
+    assert pgtrigger_registry._registry[f"testapp.LateVote:{TRIGGER_NAME}"][0] is vote
+    out = io.StringIO()
+    call_command("makemigrations", "testapp", dry_run=True, stdout=out)
+    assert "Create model LateVote" in out.getvalue()
+    assert "Create trigger live_matview on model latevote" in out.getvalue()
+
+    err = io.StringIO()
+    call_command("check", stdout=io.StringIO(), stderr=err)
+    assert "live_matview.W002" in err.getvalue()
+    assert "testapp.LateVoteCounts.refresh_on names 'testapp.LateVote'" in err.getvalue()
+    assert "Import tests.testapp.models.votes from the models module" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_sync_drops_capture_triggers_no_declaration_needs():
+    """After a view switched from "auto" to a proxy of auth.User, auth_user kept the
+    trigger installed for "auto"."""
+    from django.contrib.auth.models import User
+
+    from live_matview.capture.triggers import trigger
+
+    forget_caches()
+    trigger().install(User)
+    execute(
+        "CREATE FUNCTION other_fn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;"
+        "CREATE TRIGGER pgtrigger_someone_else AFTER INSERT ON auth_user "
+        "FOR EACH STATEMENT EXECUTE PROCEDURE other_fn()"
+    )
+    stale = trigger().get_pgid(User)
+    assert ("auth_user", stale) in capture_trigger_names()
+    plan = sync_views()
+    assert f"stale capture trigger {stale} dropped from public.auth_user" in plan.capture_changes
+    assert ("auth_user", stale) not in capture_trigger_names()
+    assert fetch("SELECT 1 FROM pg_trigger WHERE tgname = 'pgtrigger_someone_else'") == [(1,)]
+    # The declared ones stay.
+    assert {"testapp_order", "testapp_customer"} <= {t for t, _ in capture_trigger_names()}
+    forget_caches()
+
+
+# --- SQL-file views with an incomplete refresh_on (item 8) --------------------------------
+
+
+@pytest.mark.django_db
+def test_a_sql_file_view_missing_a_table_it_reads_is_warned_about(monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setattr(OrderItemStats, "refresh_on", [Order])  # it joins testapp_item too
+    forget_caches()
+    err = io.StringIO()
+    call_command("check", databases=["default"], stdout=io.StringIO(), stderr=err)
+    output = [line for line in err.getvalue().splitlines() if "OrderItemStats" in line]
+    assert len(output) == 2, output  # the warning and its hint, for testapp_item only
+    assert "live_matview.W003" in output[0]
+    assert "testapp.OrderItemStats reads public.testapp_item (testapp.Item)" in output[0]
+    assert 'Add "testapp.Item" to testapp.OrderItemStats.refresh_on' in output[1]
+
+    err = io.StringIO()
+    call_command("check", stdout=io.StringIO(), stderr=err)  # without the database: silent
+    assert "W003" not in err.getvalue()
+
+    monkeypatch.setattr(OrderItemStats, "refresh_on", [Order, Item])
+    forget_caches()
+    err = io.StringIO()
+    call_command("check", databases=["default"], stdout=io.StringIO(), stderr=err)
+    assert "OrderItemStats" not in err.getvalue()
+    forget_caches()
