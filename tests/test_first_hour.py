@@ -80,3 +80,62 @@ def test_refresh_views_dirty_with_nothing_dirty_says_so():
     out = io.StringIO()
     call_command("refresh_views", "--dirty", stdout=out)
     assert out.getvalue().strip() == "No materialized views to refresh."
+
+
+# --- A read-only admin for view models (item 10) ----------------------------------------
+
+
+@pytest.fixture
+def view_admin():
+    from django.contrib.admin import AdminSite
+
+    from live_matview.admin import MaterializedViewAdmin
+    from tests.testapp.models import CustomerTotals
+
+    return MaterializedViewAdmin(CustomerTotals, AdminSite())
+
+
+def admin_request(user):
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/")
+    request.user = user
+    request.session = SessionStore()
+    request._messages = FallbackStorage(request)
+    return request
+
+
+def test_view_admin_is_read_only_with_a_refresh_action(view_admin, admin_user):
+    from django.contrib.messages import get_messages
+
+    from live_matview.models import MaterializedViewRefreshLog
+    from tests.testapp.models import CustomerTotals
+
+    request = admin_request(admin_user)
+    assert not view_admin.has_add_permission(request)
+    assert not view_admin.has_change_permission(request)
+    assert not view_admin.has_delete_permission(request)
+    assert view_admin.has_view_permission(request)
+    assert set(view_admin.get_actions(request)) == {"refresh_now"}  # no "delete selected"
+    assert set(view_admin.get_readonly_fields(request)) == {"customer", "orders", "total"}
+
+    view_admin.refresh_now(request, CustomerTotals.objects.all())
+    log = MaterializedViewRefreshLog.objects.get()
+    assert (log.view_name, log.trigger, log.failed) == ("testapp_customertotals", "admin", False)
+    assert [str(m) for m in get_messages(request)] == [
+        "Refreshed 1 view: testapp_customertotals concurrently."
+    ]
+
+
+def test_view_admin_refresh_needs_the_change_permission_on_managed_views(view_admin):
+    from django.contrib.auth.models import Permission, User
+
+    staff = User.objects.create_user("viewer", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_customertotals"))
+    assert view_admin.has_view_permission(admin_request(staff))
+    assert view_admin.get_actions(admin_request(staff)) == {}
+    staff.user_permissions.add(Permission.objects.get(codename="change_managedview"))
+    staff = User.objects.get(pk=staff.pk)  # permissions are cached per user object
+    assert set(view_admin.get_actions(admin_request(staff))) == {"refresh_now"}
