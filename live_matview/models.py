@@ -125,7 +125,7 @@ class MaterializedViewMigrations(models.Model):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using):
             if not self.deleted:
-                type(self).objects.using(using).filter(
+                type(self)._default_manager.using(using).filter(
                     app=self.app, view_name=self.view_name, deleted=False
                 ).exclude(pk=self.pk).update(deleted=True)
             super().save(*args, **kwargs)

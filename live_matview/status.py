@@ -65,13 +65,15 @@ def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
         for model in graph.order(models):
             name = model._meta.db_table
             oid = introspection.matview_oid(cursor, ddl.relation(model).quoted(connection))
-            stats = _relation_stats(cursor, oid) if oid is not None else (None, None, None)
+            populated, rows, size = (
+                _relation_stats(cursor, oid) if oid is not None else (None, None, None)
+            )
             # A view just created (or refreshed plainly) has no estimate until ANALYZE:
-            # count it then, once, rather than show nothing.
-            count = stats[0] and (exact_rows or stats[1] is None)
+            # count it then rather than show nothing.
+            count = bool(populated) and (exact_rows or rows is None)
             if count:
                 cursor.execute(f"SELECT count(*) FROM {ddl.relation(model).quoted(connection)}")
-                stats = (stats[0], int(cursor.fetchone()[0]), stats[2])
+                rows = int(cursor.fetchone()[0])
             state = states.get(name)
             log = latest.get(name)
             built = state.updated_at if state is not None and oid is not None else None
@@ -80,10 +82,10 @@ def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
                     view=name,
                     model=model._meta.label,
                     exists=oid is not None,
-                    populated=stats[0],
-                    rows=stats[1],
-                    rows_exact=bool(count),
-                    size_bytes=stats[2],
+                    populated=populated,
+                    rows=rows,
+                    rows_exact=count,
+                    size_bytes=size,
                     last_refresh=log.updated_at if log else None,
                     last_duration_ms=(
                         log.duration.total_seconds() * 1000 if log and log.duration else None
