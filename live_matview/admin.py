@@ -1,7 +1,8 @@
-"""Django admin: the refresh log, read only, and the managed views with a "Refresh now" action.
+"""Django admin: the refresh log, read only, the managed views with a "Refresh now" action,
+and ``MaterializedViewAdmin`` for projects to register their view models with.
 
-Imported only by the admin's autodiscovery, so projects without ``django.contrib.admin``
-never load it.
+Imported only by the admin's autodiscovery (or a project's own ``admin.py``), so projects
+without ``django.contrib.admin`` never load it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
-from django.utils.text import Truncator
+from django.utils.text import Truncator, capfirst
 from django.utils.translation import ngettext
 
 from .exceptions import LiveMatviewError, RefreshError
@@ -41,11 +43,12 @@ def _seconds(duration: timedelta) -> str:
 class MaterializedViewRefreshLogAdmin(admin.ModelAdmin):
     """Every refresh attempt, for reading only: the log is written by refreshes alone."""
 
+    # Seven columns beside the filters and the navigation sidebar must fit 1280 px: the
+    # mode shares the outcome's column, and the end time wraps between date and time.
     list_display = (
         "view_name",
-        "updated_at",
+        "ended",
         "took",
-        "mode",
         "trigger",
         "outcome",
         "short_error",
@@ -56,7 +59,10 @@ class MaterializedViewRefreshLogAdmin(admin.ModelAdmin):
     show_full_result_count = False  # the log grows without bound: one COUNT(*) per page is enough
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        return super().changelist_view(request, {"title": "Refresh log", **(extra_context or {})})
+        # The model's own plural names it everywhere (index, breadcrumbs, this title).
+        return super().changelist_view(
+            request, {"title": _plural(self.model), **(extra_context or {})}
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -67,26 +73,29 @@ class MaterializedViewRefreshLogAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="duration", ordering="duration")
+    @admin.display(description="took", ordering="duration")
     def took(self, log: MaterializedViewRefreshLog) -> str:
         return "-" if log.duration is None else _seconds(log.duration)
 
-    # Words in these two columns, not boolean icons: a green tick for a failure, or a red
-    # cross for a plain refresh, would be read the wrong way round.
-    @admin.display(description="mode", ordering="concurrently")
-    def mode(self, log: MaterializedViewRefreshLog) -> str:
-        if log.concurrently is None:
-            return "-"
-        return "concurrently" if log.concurrently else "plain"
+    @admin.display(description="ended", ordering="updated_at")
+    def ended(self, log: MaterializedViewRefreshLog) -> str:
+        return timezone.localtime(log.updated_at).strftime("%Y-%m-%d %H:%M:%S")
 
+    # Words, not boolean icons: a green tick for a failure, or a red cross for a plain
+    # refresh, would be read the wrong way round.
     @admin.display(description="outcome", ordering="failed")
     def outcome(self, log: MaterializedViewRefreshLog) -> str:
-        return "failed" if log.failed else "ok"
+        if log.failed:
+            return "failed"
+        if log.concurrently is None:
+            return "ok"
+        return "ok, concurrently" if log.concurrently else "ok, plain"
 
     @admin.display(description="error")
     def short_error(self, log: MaterializedViewRefreshLog) -> str:
+        # Short enough that the list fits 1280 px beside its filters; the row has it all.
         first_line = log.error.strip().split("\n", 1)[0]
-        return Truncator(first_line).chars(80)
+        return Truncator(first_line).chars(48)
 
 
 @admin.register(ManagedView)
@@ -125,7 +134,7 @@ class ManagedViewAdmin(admin.ModelAdmin):
         )
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        title = {"title": "Materialized views"}
+        title = {"title": _plural(self.model)}
         return super().changelist_view(request, {**title, **(extra_context or {})})
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -163,7 +172,6 @@ class ManagedViewAdmin(admin.ModelAdmin):
     @admin.action(description="Refresh now", permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[ManagedView]) -> None:
         """Refresh the selected views, parents before children, in the admin's database."""
-        using = queryset.db
         found: list[ViewModel] = []
         for view in queryset:
             model = _view_model(view)
@@ -176,47 +184,89 @@ class ManagedViewAdmin(admin.ModelAdmin):
                 )
             else:
                 found.append(model)
-        if not found:
-            return
+        refresh_models(self, request, found, queryset.db)
+
+
+class MaterializedViewAdmin(admin.ModelAdmin):
+    """A read-only admin for a view model, with a "Refresh now" action. Register your views
+    with it (``admin.site.register(CustomerTotals, MaterializedViewAdmin)``) or subclass it.
+
+    A view's rows are its query's: nothing can be added, changed or deleted here. "Refresh
+    now" refreshes the whole view, whichever rows are selected, and needs the change
+    permission on managed views, like the action on that list.
+    """
+
+    actions = ("refresh_now",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_refresh_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("live_matview.change_managedview"))
+
+    @admin.action(description="Refresh now (the whole view)", permissions=["refresh"])
+    def refresh_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        refresh_models(self, request, [self.model], queryset.db)
+
+
+def refresh_models(
+    model_admin: admin.ModelAdmin, request: HttpRequest, found: list[ViewModel], using: str
+) -> None:
+    """Refresh ``found`` in ``using``, parents first; one message per outcome."""
+    if not found:
+        return
+    try:
+        ordered = database_graph(using).order(found)
+    except LiveMatviewError as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+        return
+    for model in sorted(set(found) - set(ordered), key=lambda m: m._meta.label_lower):
+        model_admin.message_user(
+            request,
+            f"{model._meta.label}: the database routers do not place it in "
+            f"database {using!r}, so it was not refreshed there.",
+            messages.ERROR,
+        )
+    done: list[str] = []
+    for model in ordered:
         try:
-            ordered = database_graph(using).order(found)
-        except LiveMatviewError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        for model in sorted(set(found) - set(ordered), key=lambda m: m._meta.label_lower):
-            self.message_user(
+            log = refresh_view(model, using=using, trigger="admin", wait=False)
+        except RefreshError as exc:
+            model_admin.message_user(request, str(exc), messages.ERROR)
+            continue
+        if log is Skipped.BUSY:
+            model_admin.message_user(
                 request,
-                f"{model._meta.label}: the database routers do not place it in "
-                f"database {using!r}, so it was not refreshed there.",
-                messages.ERROR,
+                f"{model._meta.db_table}: another process is refreshing it right now.",
+                messages.WARNING,
             )
-        done: list[str] = []
-        for model in ordered:
-            try:
-                log = refresh_view(model, using=using, trigger="admin", wait=False)
-            except RefreshError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
-            if log is Skipped.BUSY:
-                self.message_user(
-                    request,
-                    f"{model._meta.db_table}: another process is refreshing it right now.",
-                    messages.WARNING,
-                )
-            elif not isinstance(log, Skipped):
-                mode = "concurrently" if log.concurrently else "plainly"
-                done.append(f"{model._meta.db_table} {mode}")
-        if done:
-            self.message_user(
-                request,
-                ngettext(
-                    "Refreshed %(count)d view: %(views)s.",
-                    "Refreshed %(count)d views: %(views)s.",
-                    len(done),
-                )
-                % {"count": len(done), "views": ", ".join(done)},
-                messages.SUCCESS,
+        elif not isinstance(log, Skipped):
+            mode = "concurrently" if log.concurrently else "plainly"
+            done.append(f"{model._meta.db_table} {mode}")
+    if done:
+        model_admin.message_user(
+            request,
+            ngettext(
+                "Refreshed %(count)d view: %(views)s.",
+                "Refreshed %(count)d views: %(views)s.",
+                len(done),
             )
+            % {"count": len(done), "views": ", ".join(done)},
+            messages.SUCCESS,
+        )
+
+
+def _plural(model: Any) -> str:
+    return capfirst(str(model._meta.verbose_name_plural))
 
 
 def _view_model(view: ManagedView) -> ViewModel | None:

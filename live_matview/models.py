@@ -3,7 +3,9 @@ and the record of the views ``migrate_with_views`` manages."""
 
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import models, router, transaction
 
 
 class MaterializedViewRefreshLog(models.Model):
@@ -93,3 +95,37 @@ class DirtyMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.view_name} (from {self.source})"
+
+
+class MaterializedViewMigrations(models.Model):
+    """django-materialized-view's record of the views it created, over its own table.
+
+    Kept importable for code written against that library; live_matview reads the table
+    (its active rows are views it may adopt or drop) but records its own views in
+    ``ManagedView``. The model belongs to no installed app, so no migration of ours creates
+    or alters the table: it exists only where the old library made it.
+    """
+
+    applied = models.DateTimeField(auto_now_add=True)
+    app = models.CharField(max_length=255)
+    view_name = models.CharField(max_length=255)
+    hash = models.CharField(max_length=255)
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        app_label = "live_matview_legacy"
+        db_table = "django_materialized_view_materializedviewmigrations"
+        managed = False
+
+    def __str__(self) -> str:
+        return f"{self.app}_{self.view_name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """As before: a new active row retires the older active rows of the same view."""
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            if not self.deleted:
+                type(self)._default_manager.using(using).filter(
+                    app=self.app, view_name=self.view_name, deleted=False
+                ).exclude(pk=self.pk).update(deleted=True)
+            super().save(*args, **kwargs)

@@ -8,14 +8,16 @@ name and entry point that django-materialized-view users call from their test fi
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from collections.abc import Iterable
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from .capture.install import sync_capture
 from .capture.source_map import forget_source_maps
 from .schema import introspection
-from .schema.database_graph import build_graph, existing_views, forget_graphs
-from .schema.planning import SyncPlan, make_plan
+from .schema.database_graph import build_graph, database_graph, existing_views, forget_graphs
+from .schema.planning import CREATE, DROP, RECREATE, SyncPlan, make_plan
 from .schema.sync import apply_plan, lock_sync
 
 __all__ = ["MaterializedViewsProcessor", "forget_caches", "plan_views", "sync_views"]
@@ -65,13 +67,82 @@ def sync_views(using: str = DEFAULT_DB_ALIAS) -> SyncPlan:
 
 
 class MaterializedViewsProcessor:
-    """django-materialized-view's entry point: ``process_materialized_views()`` syncs."""
+    """django-materialized-view's entry point: ``process_materialized_views()`` syncs.
+
+    The old step methods are kept for code that called them. The steps cannot run apart
+    without breaking the sync's one transaction, so each one that changes the database
+    runs the whole sync (a second run finds nothing left to do); the ``views_*`` sets say
+    what was planned and done, by view name (``Meta.db_table``), as they used to.
+    """
+
+    CREATE_COMMAND_TEMPLATE = "CREATE MATERIALIZED VIEW %s AS %s;"
+    DELETE_VIEW_COMMAND_TEMPLATE = "DROP MATERIALIZED VIEW IF EXISTS %s %s;"
+    CASCADE = "CASCADE"
+    MATERIALIZED_VIEW_FIELD_NAME = "materialized_view"
+    REF_TABLE_FIELD_NAME = "ref_table"
 
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
         self.using = using
+        self.views_to_create: set[str] = set()
+        self.views_to_recreate: set[str] = set()
+        self.views_to_delete: set[str] = set()
+        self.created_views: set[str] = set()
+        self.recreated_views: set[str] = set()
+        self.deleted_views: set[str] = set()
 
     def process_materialized_views(self) -> SyncPlan:
-        return sync_views(self.using)
+        plan = sync_views(self.using)
+        self._record(plan)
+        return plan
 
     def plan(self) -> SyncPlan:
         return plan_views(self.using)
+
+    def add_view_to_be_created(self, view_name: str) -> None:
+        self.views_to_create.add(view_name)
+
+    def add_view_to_be_recreated(self, view_name: str) -> None:
+        self.views_to_recreate.add(view_name)
+
+    def add_view_to_be_deleted(self, view_name: str) -> None:
+        self.views_to_delete.add(view_name)
+
+    def mark_to_be_applied_new_views(self) -> None:
+        """Fill the create and recreate sets from the plan (nothing changes yet)."""
+        plan = self.plan()
+        self.views_to_create |= {a.view_name for a in plan.of_kind(CREATE)}
+        self.views_to_recreate |= {a.view_name for a in plan.of_kind(RECREATE)}
+
+    def mark_to_be_deleted_old_views(self) -> None:
+        """Fill the delete set: views this library (or the old one) made whose model is gone."""
+        self.views_to_delete |= {a.view_name for a in self.plan().of_kind(DROP)}
+
+    def create_views(self) -> None:
+        self.process_materialized_views()
+
+    def recreate_views(self) -> None:
+        self.process_materialized_views()
+
+    def delete_views(self) -> None:
+        self.process_materialized_views()
+
+    def get_view_list_sorted_by_dependencies(self, views: Iterable[str]) -> OrderedDict[str, int]:
+        """The named views and every view built on them, parents first, each with a
+        priority that falls along the order (the old method's shape)."""
+        graph = database_graph(self.using)
+        by_name = {model._meta.db_table: model for model in graph.nodes}
+        roots = {by_name[name] for name in views if name in by_name}
+        ordered = graph.order(roots | graph.descendants(roots))
+        return OrderedDict(
+            (model._meta.db_table, len(ordered) - index) for index, model in enumerate(ordered)
+        )
+
+    def _record(self, plan: SyncPlan) -> None:
+        for kind, planned, done in (
+            (CREATE, self.views_to_create, self.created_views),
+            (RECREATE, self.views_to_recreate, self.recreated_views),
+            (DROP, self.views_to_delete, self.deleted_views),
+        ):
+            names = {action.view_name for action in plan.of_kind(kind)}
+            done |= names
+            planned -= names

@@ -23,12 +23,15 @@ class ViewStatus:
     model: str
     exists: bool
     populated: bool | None
-    rows: int | None  # PostgreSQL's estimate, None before ANALYZE; exact with exact_rows
+    rows: int | None  # PostgreSQL's estimate; counted when it has none yet, or with exact_rows
+    rows_exact: bool
     size_bytes: int | None
     last_refresh: datetime | None
     last_duration_ms: float | None
     last_concurrently: bool | None
     last_failed: bool | None
+    #: When ``migrate_with_views`` last built the view (with its data), if no refresh since.
+    created_at: datetime | None
     pending_marks: int
     consecutive_failures: int
     next_retry: datetime | None
@@ -38,7 +41,7 @@ class ViewStatus:
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("last_refresh", "next_retry"):
+        for key in ("last_refresh", "next_retry", "created_at"):
             if data[key] is not None:
                 data[key] = data[key].isoformat()
         return data
@@ -62,26 +65,34 @@ def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
         for model in graph.order(models):
             name = model._meta.db_table
             oid = introspection.matview_oid(cursor, ddl.relation(model).quoted(connection))
-            stats = _relation_stats(cursor, oid) if oid is not None else (None, None, None)
-            if exact_rows and stats[0]:
+            populated, rows, size = (
+                _relation_stats(cursor, oid) if oid is not None else (None, None, None)
+            )
+            # A view just created (or refreshed plainly) has no estimate until ANALYZE:
+            # count it then rather than show nothing.
+            count = bool(populated) and (exact_rows or rows is None)
+            if count:
                 cursor.execute(f"SELECT count(*) FROM {ddl.relation(model).quoted(connection)}")
-                stats = (stats[0], int(cursor.fetchone()[0]), stats[2])
+                rows = int(cursor.fetchone()[0])
             state = states.get(name)
             log = latest.get(name)
+            built = state.updated_at if state is not None and oid is not None else None
             statuses.append(
                 ViewStatus(
                     view=name,
                     model=model._meta.label,
                     exists=oid is not None,
-                    populated=stats[0],
-                    rows=stats[1],
-                    size_bytes=stats[2],
+                    populated=populated,
+                    rows=rows,
+                    rows_exact=count,
+                    size_bytes=size,
                     last_refresh=log.updated_at if log else None,
                     last_duration_ms=(
                         log.duration.total_seconds() * 1000 if log and log.duration else None
                     ),
                     last_concurrently=log.concurrently if log else None,
                     last_failed=log.failed if log else None,
+                    created_at=built if built and (log is None or log.updated_at < built) else None,
                     pending_marks=marks.get(name, 0),
                     consecutive_failures=state.consecutive_failures if state else 0,
                     next_retry=state.next_retry_at if state else None,

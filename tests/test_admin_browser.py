@@ -155,8 +155,23 @@ def test_refresh_now_in_the_browser(browser, live_server, django_user_model):
         "testapp_customertotals"
     )
     assert newest.find_element(By.CSS_SELECTOR, ".field-trigger").text == "admin"
-    assert newest.find_element(By.CSS_SELECTOR, ".field-outcome").text == "ok"
+    assert newest.find_element(By.CSS_SELECTOR, ".field-outcome").text == "ok, concurrently"
     browser.save_screenshot(str(SCREENSHOTS / "admin-refresh-log.png"))
+
+    # On a 1280 px screen, with the navigation sidebar open (the admin's default), the
+    # log's columns, a failure's error among them, fit beside the filters: no scrolling.
+    browser.set_window_size(1280, 860)
+    browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'true')")
+    browser.get(f"{live_server.url}/admin/live_matview/materializedviewrefreshlog/")
+    errors = browser.find_elements(By.CSS_SELECTOR, ".field-short_error")
+    assert any(error.text for error in errors)  # ItemSales' failure is on the page
+    assert browser.execute_script("return window.innerWidth") <= 1280
+    overflow = browser.execute_script(
+        "const results = document.querySelector('#changelist .results');"
+        "return [document.documentElement.scrollWidth - document.documentElement.clientWidth,"
+        "        results.scrollWidth - results.clientWidth];"
+    )
+    assert overflow == [0, 0], f"the refresh log scrolls sideways by {overflow} px at 1280 px"
 
     log = MaterializedViewRefreshLog.objects.first()
     assert log is not None

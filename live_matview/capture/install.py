@@ -10,11 +10,12 @@ from django.apps import apps
 from django.db.models import Model
 
 from .. import conf
+from .._compat import sql
 from ..views.declaration import ViewModel
 from ..views.graph import DependencyGraph
-from ..views.names import RelationName
-from .source_map import build_source_map, relation_oids
-from .triggers import ensure_triggers, trigger_models
+from ..views.names import RelationName, as_string
+from .source_map import build_source_map, relation_oids, table_keys
+from .triggers import TRIGGER_NAME, ensure_triggers, trigger, trigger_models
 
 logger = logging.getLogger("live_matview.capture")
 
@@ -45,7 +46,44 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
         models = _trigger_targets(tables, source_map.direct_tables)
         for label in ensure_triggers(connection.alias, models):
             changes.append(f"capture trigger installed on {label}")
+        changes.extend(_drop_stale_triggers(cursor, connection, models))
     return changes
+
+
+def _drop_stale_triggers(cursor: Any, connection: Any, models: list[type[Model]]) -> list[str]:
+    """Drop the capture triggers that no declaration needs any more: a source removed from
+    ``refresh_on``, or a view switched from ``"auto"`` to a proxy model (whose trigger has
+    another name). Only triggers named like ours are looked at; writes to those tables
+    would otherwise keep marking views that no longer read them, or none at all."""
+    wanted = {
+        (key, trigger().get_pgid(model))  # type: ignore[arg-type]
+        for model in models
+        for key in table_keys(RelationName.parse(model._meta.db_table))
+    }
+    cursor.execute(
+        """
+        SELECT n.nspname, c.relname, t.tgname
+        FROM pg_trigger t
+        JOIN pg_class c ON c.oid = t.tgrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE t.tgname LIKE %s AND NOT t.tgisinternal
+        ORDER BY 1, 2, 3
+        """,
+        [f"pgtrigger_{TRIGGER_NAME}_%"],
+    )
+    dropped = []
+    for schema, table, name in cursor.fetchall():
+        if (f"{schema}.{table}", name) in wanted:
+            continue
+        statement = sql.SQL("DROP TRIGGER {} ON {}.{}").format(
+            sql.Identifier(name), sql.Identifier(schema), sql.Identifier(table)
+        )
+        cursor.execute(as_string(statement, connection))
+        logger.info(
+            "Dropped the capture trigger %s on %s.%s: no view needs it.", name, schema, table
+        )
+        dropped.append(f"stale capture trigger {name} dropped from {schema}.{table}")
+    return dropped
 
 
 def _trigger_targets(

@@ -79,7 +79,7 @@ def _direct_sources(
     if view.refresh_on == "auto":
         oid = oids.get(view)
         if oid is not None:
-            tables |= _recorded_tables(cursor, oid)
+            tables |= recorded_tables(cursor, oid)
         return tables, parents
     for source in declared_sources(view):
         if issubclass(source, ViewDeclaration):
@@ -93,7 +93,7 @@ def _direct_sources(
     return tables, parents
 
 
-def _recorded_tables(cursor: Any, oid: int) -> set[RelationName]:
+def recorded_tables(cursor: Any, oid: int) -> set[RelationName]:
     """Ordinary and partitioned tables a view reads, as PostgreSQL records them."""
     cursor.execute(
         """

@@ -17,6 +17,7 @@ from ..capture.source_map import source_map
 from ..exceptions import RefreshError
 from ..models import ManagedView, MaterializedViewRefreshLog
 from ..schema import ddl, introspection
+from ..schema.database_graph import database_graph
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
 
@@ -101,7 +102,15 @@ def refresh_view(
         if only_if_marked and not has_marks(cursor, model._meta.db_table):
             return Skipped.CLEAN
         oid = introspection.matview_oid(cursor, quoted)
-        if oid is None:
+        problem = database_graph(alias).broken.get(model)
+        if problem is not None:
+            # The stored definition would still refresh, but it may no longer be what the
+            # code declares: fail, so the log and the retries show it until it is fixed.
+            error = RefreshError(
+                f"{problem}. Fix it; ./manage.py check shows it too.",
+                view_name=model._meta.db_table,
+            )
+        elif oid is None:
             error = RefreshError(
                 f"{model._meta.label}: materialized view {quoted} does not exist; "
                 "run ./manage.py migrate_with_views.",
@@ -127,7 +136,7 @@ def refresh_view(
             started_at=started_at,
             duration=timedelta(seconds=time.monotonic() - clock),
             failed=error is not None,
-            concurrently=mode.concurrently if oid is not None else None,
+            concurrently=mode.concurrently if oid is not None and problem is None else None,
             reason=mode.reason,
             trigger=trigger,
             error="" if error is None else str(error).strip(),

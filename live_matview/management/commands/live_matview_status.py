@@ -24,7 +24,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         statuses = view_statuses(options["database"], exact_rows=options["exact"])
-        self.exact = options["exact"]
         if options["json"]:
             self.stdout.write(json.dumps([s.as_json() for s in statuses], indent=2))
             return
@@ -54,15 +53,17 @@ class Command(BaseCommand):
             missing = "missing: run migrate_with_views"
             return (status.view, "", "", missing, "", "", "", "", "", "", "")
         last = "never"
-        if status.last_refresh is not None:
-            last = _ago(status.last_refresh) + (" FAILED" if status.last_failed else "")
         took = "" if status.last_duration_ms is None else f"{status.last_duration_ms:.0f} ms"
         how = ""
-        if status.last_concurrently is not None:
-            how = "concurrently" if status.last_concurrently else "plain"
+        if status.created_at is not None:  # built by migrate_with_views, not refreshed since
+            last, took = f"created with data {_ago(status.created_at)}", ""
+        elif status.last_refresh is not None:
+            last = _ago(status.last_refresh) + (" FAILED" if status.last_failed else "")
+            if status.last_concurrently is not None:
+                how = "concurrently" if status.last_concurrently else "plain"
         return (
             status.view,
-            "?" if status.rows is None else f"{'' if self.exact else '~'}{status.rows}",
+            "?" if status.rows is None else f"{'' if status.rows_exact else '~'}{status.rows}",
             _size(status.size_bytes or 0),
             "yes" if status.populated else "no",
             last,

@@ -6,6 +6,7 @@ Django's migrate command with a view sync after it.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -18,6 +19,21 @@ from ...processor import plan_views, sync_views
 from ...schema.migration_guard import views_out_of_the_way
 from ...schema.planning import SyncPlan
 from ...schema.sync import lock_sync, unlock_sync
+
+_BLOCKING_VIEW = re.compile(r"rule _RETURN on materialized view (\w+) depends on column")
+
+
+def extract_mv_name(line: str) -> str | None:
+    """The view named by PostgreSQL's "cannot alter type of a column used by a view" detail.
+
+    Kept from django-materialized-view; this command no longer needs it (it moves the views
+    out of the way before ``migrate`` alters their columns).
+
+    >>> extract_mv_name("rule _RETURN on materialized view shop_totals depends on column x")
+    'shop_totals'
+    """
+    match = _BLOCKING_VIEW.search(line)
+    return match.group(1) if match else None
 
 
 class Command(migrate.Command):

@@ -64,6 +64,8 @@ class Command(BaseCommand):
         if progress is None:
             progress = self.stdout.isatty()
         progress = progress and options["verbosity"] >= 1
+        started = time.monotonic()
+        modes: dict[str, int] = {}
         for number, model in enumerate(ordered, start=1):
             if progress:
                 self.stdout.write(f"  [{number}/{len(ordered)}] {model._meta.label} ...", ending="")
@@ -83,8 +85,24 @@ class Command(BaseCommand):
                 self.stderr.write(f"  {model._meta.label}: FAILED: {exc}")
                 continue
             assert not isinstance(log, Skipped)  # it waited for the lock and ignores marks
+            mode = "concurrently" if log.concurrently else "plain"
+            modes[mode] = modes.get(mode, 0) + 1
             if progress:
-                mode = "concurrently" if log.concurrently else "plain"
                 self.stdout.write(f" {mode}, {time.monotonic() - clock:.3f}s")
+        if options["verbosity"] >= 1:
+            # Always, terminal or not: in CI logs and cron mail this line is all there is.
+            self.stdout.write(self._summary(len(ordered), modes, failures, started))
         if failures:
             raise CommandError(f"Refresh failed for {', '.join(failures)}.")
+
+    def _summary(
+        self, total: int, modes: dict[str, int], failures: list[str], started: float
+    ) -> str:
+        if not total:
+            return "No materialized views to refresh."
+        done = sum(modes.values())
+        how = ", ".join(f"{count} {mode}" for mode, count in sorted(modes.items()))
+        line = f"Refreshed {done} of {total} materialized view{'s' if total != 1 else ''}"
+        line += f" ({how})" if how else ""
+        line += f" in {time.monotonic() - started:.2f}s"
+        return line + (f"; {len(failures)} failed." if failures else ".")
