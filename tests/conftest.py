@@ -123,6 +123,6 @@ def _fresh_view_caches():
     could inherit a map built while an earlier test had the capture triggers disabled, or a
     trigger dropped: whether it did would depend on when the cache last expired, i.e. on the
     machine's speed."""
-    from live_matview.dependencies import forget_graphs
+    from live_matview.processor import forget_caches
 
-    forget_graphs()
+    forget_caches()

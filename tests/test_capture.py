@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from live_matview.dependencies import forget_graphs
+from live_matview.processor import forget_caches
 from live_matview.testing import capture_refreshes
 from tests.helpers import assert_fresh, capture_trigger_names, execute, fetch
 from tests.testapp.models import (
@@ -40,14 +40,14 @@ def capture_mode(request):
     if mode == "signals":
         for table, name in triggers:
             execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
-        forget_graphs()
+        forget_caches()
     try:
         with override_settings(LIVE_MATVIEW_CAPTURE=mode):
             yield mode
     finally:
         for table, name in triggers:
             execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
-        forget_graphs()
+        forget_caches()
 
 
 @pytest.fixture
