@@ -12,8 +12,9 @@ from django.db.models import F
 from django.test import RequestFactory
 from django.test.utils import override_settings
 
-from live_matview import background, refresh_dirty
+from live_matview import refresh_dirty
 from live_matview.middleware import DeferredRefreshMiddleware
+from live_matview.refresh import background
 from live_matview.testing import capture_refreshes, wait_for_background_refreshes
 from tests.helpers import assert_fresh, fetch
 from tests.testapp.models import (
