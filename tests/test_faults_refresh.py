@@ -88,11 +88,14 @@ class LockHolder:
 
 
 def waiting_for_advisory_locks() -> list[int]:
-    """Backends waiting for an advisory lock, as PostgreSQL shows them."""
+    """Backends of this database waiting for an advisory lock, as PostgreSQL shows them
+    (pg_locks covers the whole server, where other test runs may be waiting too)."""
     return [
         pid
         for (pid,) in fetch(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted ORDER BY pid"
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "ORDER BY pid"
         )
     ]
 

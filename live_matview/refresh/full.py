@@ -20,7 +20,7 @@ from ..models import MaterializedViewRefreshLog
 from ..schema import ddl, introspection
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
-from .locking import RETRYABLE, acquire, own_transaction, sqlstate
+from .locking import RETRYABLE, acquire, in_callers_transaction, own_transaction, sqlstate
 from .log import record_outcome, write_log
 
 logger = logging.getLogger("live_matview.refresh")
@@ -111,7 +111,7 @@ def refresh_view(
     """
     alias = using or router.db_for_write(model)
     connection = connections[alias]
-    nested = connection.in_atomic_block
+    nested = in_callers_transaction(connection)
     attempts = 1 if nested else ATTEMPTS
     number = 0
     while True:
@@ -168,7 +168,7 @@ def _refresh_once(
     retry: bool,
 ) -> tuple[MaterializedViewRefreshLog, BaseException | None] | Skipped:
     connection = connections[alias]
-    nested = connection.in_atomic_block
+    nested = in_callers_transaction(connection)
     quoted = ddl.relation(model).quoted(connection)
     error: BaseException | None = None
     with own_transaction(alias) as cursor:

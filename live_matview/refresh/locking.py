@@ -39,11 +39,18 @@ def sqlstate(error: BaseException) -> str | None:
     return None
 
 
+def in_callers_transaction(connection: Any) -> bool:
+    """Whether ``atomic()`` would only add a savepoint to a transaction someone else runs
+    (an ``atomic()`` block, or autocommit turned off): its isolation is fixed, its
+    statements cannot be run again, and its writes may have set capture flags."""
+    return bool(connection.in_atomic_block or not connection.get_autocommit())
+
+
 @contextmanager
 def own_transaction(alias: str) -> Iterator[Any]:
     """``atomic()`` with a cursor; at READ COMMITTED when it is the outermost transaction."""
     connection = connections[alias]
-    outermost = not connection.in_atomic_block
+    outermost = not in_callers_transaction(connection)
     with transaction.atomic(using=alias), connection.cursor() as cursor:
         if outermost:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -103,6 +110,7 @@ def _holder(cursor: Any, namespace: int, quoted_name: str) -> int | None:
     """The pid holding the view's lock (two-int advisory locks show as unsigned oids)."""
     cursor.execute(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND classid = (%s::bigint & 4294967295)::oid "
         "AND objid = (hashtext(%s)::bigint & 4294967295)::oid",
         [namespace, quoted_name],
