@@ -5,9 +5,11 @@ Each default is written here once; docs/settings.md describes them.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 CAPTURE_MODES = ("triggers", "signals")
 REFRESH_MODES = ("on_commit", "async", "manual")
@@ -55,3 +57,34 @@ def cache_seconds() -> float:
     """How long a process trusts its cached view graph and source map before reading them
     again, so that views and triggers changed by another process are noticed."""
     return float(_get("CACHE_SECONDS", 60.0))
+
+
+def lock_wait() -> float | None:
+    """Longest wait, in seconds, of an on-commit refresh for a view another process is
+    refreshing; past it the view is handed to the background refresher. ``None``: no limit."""
+    value = _get("LOCK_WAIT", 2.0)
+    if value is None:
+        return None
+    return _seconds("LOCK_WAIT", value)
+
+
+def log_retention() -> timedelta | None:
+    """How long refresh log rows are kept (the latest row of each view always is).
+    ``None`` keeps them forever."""
+    value = _get("LOG_RETENTION", timedelta(days=14))
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=_seconds("LOG_RETENTION", value))
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds < 0 or isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"LIVE_MATVIEW_{name} = {value!r} is not a number of seconds: set it to a "
+            "number >= 0 (or None)."
+        )
+    return seconds

@@ -29,7 +29,12 @@ class MaterializedViewRefreshLog(models.Model):
     database = models.CharField(max_length=100, default="default")
     started_at = models.DateTimeField(null=True)
     updated_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    duration = models.DurationField(null=True)
+    duration = models.DurationField(
+        null=True, help_text="The refresh itself, from the moment it held the view's lock."
+    )
+    lock_wait = models.DurationField(
+        null=True, help_text="Time spent waiting for the view's lock before the refresh."
+    )
     failed = models.BooleanField(default=False)
     concurrently = models.BooleanField(null=True)
     reason = models.CharField(max_length=255, blank=True, help_text="Why this refresh mode.")
@@ -41,6 +46,8 @@ class MaterializedViewRefreshLog(models.Model):
         get_latest_by = "updated_at"
         verbose_name = "materialized view refresh"
         verbose_name_plural = "materialized view refreshes"
+        # The latest row of each view, for the status page and for pruning the log.
+        indexes = [models.Index(fields=["view_name", "updated_at"], name="live_matview_log_view")]
 
     def __str__(self) -> str:
         outcome = "failed" if self.failed else "ok"

@@ -117,6 +117,8 @@ class _Transaction:
     def __init__(self, alias: str) -> None:
         self.alias = alias
         self.entries: set[tuple[tuple[Any, ...], str]] = set()
+        # The subset whose marks this transaction still has (a refresh inside it deletes them).
+        self.marked: set[tuple[tuple[Any, ...], str]] = set()
         # Statement table lists already handled, per savepoint level: the fast path.
         self.seen: set[tuple[tuple[Any, ...], tuple[str, ...]]] = set()
         self.rolled_back: set[str] = set()
@@ -175,13 +177,23 @@ def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
     record = _current_transaction(connection)
     sids = tuple(connection.savepoint_ids)
     record.seen.add((sids, tables))
-    new = [table for table in hits if (sids, table) not in record.entries]
+    new = [table for table in hits if (sids, table) not in record.marked]
     if not new:
         return
     _insert_marks(connection, _unmarked(sources, new))
+    record.marked.update((sids, table) for table in new)
     record.entries.update((sids, table) for table in new)
     transaction.on_commit(record.flush, using=connection.alias)
     record.hooks = connection.run_on_commit
+
+
+def marks_covered(connection: Any) -> None:
+    """A refresh inside this connection's transaction deleted marks it had written: its
+    next write to any source must mark again (the refresh stage calls this)."""
+    record = getattr(connection, "_live_matview_transaction", None)
+    if record is not None:
+        record.marked.clear()
+        record.seen.clear()
 
 
 def _unmarked(sources: Any, tables: list[str]) -> list[str]:

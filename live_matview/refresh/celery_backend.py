@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from ..models import ManagedView
 from ..views.declaration import ViewModel
+from .locking import own_transaction
 from .passes import refresh_pass, with_dependents
 
 logger = logging.getLogger("live_matview.tasks")
@@ -59,11 +60,15 @@ def submit(using: str, views: Iterable[ViewModel]) -> list[ViewModel]:
 def _claim(using: str, view: ViewModel) -> bool:
     now = timezone.now()
     rows = ManagedView.objects.using(using).filter(view_name=view._meta.db_table)
-    claimed = rows.filter(task_queued_at__isnull=True).update(task_queued_at=now)
-    claimed = claimed or rows.filter(task_queued_at__lt=now - CLAIM_TTL).update(task_queued_at=now)
-    if claimed:
-        return True
-    return not rows.exists()  # a view the sync has not recorded yet: send, without dedup
+    # READ COMMITTED: under REPEATABLE READ a claim racing another would fail to serialize.
+    with own_transaction(using):
+        claimed = rows.filter(task_queued_at__isnull=True).update(task_queued_at=now)
+        claimed = claimed or rows.filter(task_queued_at__lt=now - CLAIM_TTL).update(
+            task_queued_at=now
+        )
+        if claimed:
+            return True
+        return not rows.exists()  # a view the sync has not recorded yet: send, without dedup
 
 
 def _release(using: str, view: ViewModel) -> None:

@@ -61,8 +61,10 @@ def _dispatch(using: str, views: set[ViewModel]) -> None:
     now = [view for view in views if mode_of(view) == ON_COMMIT]
     later = [view for view in views if mode_of(view) == ASYNC]
     if now:
-        result = refresh_pass(using, now, trigger="on_commit")
+        result = refresh_pass(using, now, trigger="on_commit", max_wait=conf.lock_wait())
         _retry_later(using, result.failed)
+        if result.handed_off:  # another process is refreshing them: do not wait for it
+            background.submit(using, result.handed_off)
     if later:
         if conf.async_backend() == "celery":
             # Celery is an optional extra: imported only when this backend is chosen.

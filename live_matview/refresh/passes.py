@@ -15,6 +15,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
 from .. import conf
+from ..capture.source_map import source_map
 from ..exceptions import RefreshError
 from ..models import DirtyMark, ManagedView, MaterializedViewRefreshLog
 from ..schema.database_graph import database_graph, managed_models
@@ -39,6 +40,7 @@ class PassResult:
     skipped: list[ViewModel] = field(default_factory=list)  # another process holds its lock
     waiting: list[ViewModel] = field(default_factory=list)  # in back-off, or a parent failed
     covered: list[ViewModel] = field(default_factory=list)  # no marks left: already fresh
+    handed_off: list[ViewModel] = field(default_factory=list)  # the lock wait ran out
 
 
 def refresh_pass(
@@ -47,10 +49,14 @@ def refresh_pass(
     *,
     trigger: str,
     wait: bool = True,
+    max_wait: float | None = None,
     honour_backoff: bool = False,
 ) -> PassResult:
     """Refresh each view once, parents before children. A failure never escapes: it is
-    logged, its marks stay, and the views built on it wait for the next pass."""
+    logged, its marks stay, and the views built on it wait for the next pass.
+
+    ``max_wait`` bounds the wait for a view another process is refreshing; such a view,
+    and the views built on it, end up in ``handed_off`` and ``waiting``."""
     result = PassResult()
     wanted = set(views)
     if not wanted:
@@ -64,6 +70,7 @@ def refresh_pass(
         return result
     graph = database_graph(using)
     blocked: set[ViewModel] = set()
+    done: set[ViewModel] = set()
     now = timezone.now()
     for view in ordered:
         due = retry_at.get(view._meta.db_table)
@@ -75,7 +82,15 @@ def refresh_pass(
             result.waiting.append(view)
             continue
         try:
-            log = refresh_view(view, using=using, trigger=trigger, wait=wait, only_if_marked=True)
+            log = refresh_view(
+                view,
+                using=using,
+                trigger=trigger,
+                wait=wait,
+                max_wait=max_wait,
+                only_if_marked=True,
+                refreshed=done,
+            )
         except RefreshError:
             result.failed.append(view)
             blocked |= graph.descendants([view])
@@ -87,10 +102,14 @@ def refresh_pass(
             continue
         if log is Skipped.BUSY:
             result.skipped.append(view)
+        elif log is Skipped.HANDED_OFF:
+            result.handed_off.append(view)
+            blocked |= graph.descendants([view])
         elif log is Skipped.CLEAN:
             result.covered.append(view)
         else:
             result.refreshed.append(log)
+            done.add(view)
     return result
 
 
@@ -114,5 +133,14 @@ def refresh_dirty(using: str | None = None) -> PassResult:
 
 
 def with_dependents(using: str, views: set[ViewModel]) -> set[ViewModel]:
-    """The views plus every view built on them: their refresh will mark those."""
-    return views | database_graph(using).descendants(views)
+    """The views plus every view built on them or listing them in ``refresh_on``: their
+    refresh will mark those."""
+    found = views | database_graph(using).descendants(views)
+    dependents = source_map(using).dependents
+    stack = list(found)
+    while stack:
+        for child in dependents.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found

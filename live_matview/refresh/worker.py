@@ -23,6 +23,7 @@ from django.utils import timezone
 from .._compat import wait_for_notification
 from ..models import ManagedView
 from ..views.declaration import ViewModel
+from .log import prune_log
 from .passes import PassResult, marked_views, refresh_pass, with_dependents
 
 logger = logging.getLogger("live_matview.worker")
@@ -30,6 +31,7 @@ logger = logging.getLogger("live_matview.worker")
 CHANNEL = "live_matview"
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 BUSY_RETRY_SECONDS = 0.05  # another worker holds a view: look again soon
+PRUNE_INTERVAL = 3600.0  # seconds between prunings of the refresh log
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Worker:
     passes: int = 0
     _listener: Any = None
     _next_due: Any = None
+    _pruned_at: float | None = None
 
     def stop(self, *_args: object) -> None:
         """Finish the refresh under way, then leave (SIGTERM / SIGINT)."""
@@ -67,12 +70,15 @@ class Worker:
         return result
 
     def run(self) -> None:
-        """Loop until stopped; survives the database going away and coming back."""
+        """Loop until stopped; survives the database going away and coming back.
+
+        Every query of a round (the pass, pruning the log, working out how long to sleep)
+        is inside the handling below: a server that goes away at any point costs a
+        reconnect with back-off, never the worker."""
         failures = 0
         while not self.stop_event.is_set():
             try:
-                self._ensure_listener()
-                result = self.run_once()
+                wait = self._round()
                 failures = 0
             except (OperationalError, InterfaceError) as exc:
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
@@ -81,14 +87,30 @@ class Worker:
                 self._reset_connections()
                 self.stop_event.wait(delay)
                 continue
-            except DatabaseError:
+            except Exception:  # noqa: BLE001  (a worker outlives any one bad pass)
                 logger.exception("Worker pass failed")
                 self._reset_connections()
                 self.stop_event.wait(self.interval)
                 continue
-            self._sleep(BUSY_RETRY_SECONDS if result.skipped else self._next_wait(result))
+            self._sleep(wait)
         self._close_listener()
         connections.close_all()
+
+    def _round(self) -> float:
+        """One pass, and log pruning when due; returns the seconds to sleep after it."""
+        self._ensure_listener()
+        result = self.run_once()
+        self.prune_if_due()
+        return BUSY_RETRY_SECONDS if result.skipped else self._next_wait(result)
+
+    def prune_if_due(self, now: float | None = None) -> int:
+        """Prune the refresh log at most once per ``PRUNE_INTERVAL`` seconds."""
+        now = time.monotonic() if now is None else now
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_INTERVAL:
+            return 0
+        deleted = prune_log(self.using)
+        self._pruned_at = now
+        return deleted
 
     def _debounced(self, views: set[ViewModel]) -> tuple[set[ViewModel], dict[ViewModel, Any]]:
         """Split views into due now and held back by their ``refresh_debounce`` window."""
