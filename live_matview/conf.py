@@ -55,3 +55,14 @@ def cache_seconds() -> float:
     """How long a process trusts its cached view graph and source map before reading them
     again, so that views and triggers changed by another process are noticed."""
     return float(_get("CACHE_SECONDS", 60.0))
+
+
+def sync_on_migrate() -> bool:
+    """Whether plain ``migrate`` brings the views in line after the last migration, as
+    ``migrate_with_views`` does."""
+    return bool(_get("SYNC_ON_MIGRATE", True))
+
+
+def sync_lock_timeout() -> float:
+    """Seconds a view sync waits for another one's lock before it fails, naming the holder."""
+    return float(_get("SYNC_LOCK_TIMEOUT", 300.0))
