@@ -36,6 +36,16 @@ LOCK_ROWS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _forget_caches_built_in_rolled_back_transactions():
+    """A sync inside a test's transaction never commits, so its on-commit cache reset never
+    runs: drop what this process cached from that transaction's state."""
+    yield
+    from live_matview.processor import forget_caches
+
+    forget_caches()
+
+
 def lock_rows():
     return fetch(LOCK_ROWS, [conf.advisory_lock_namespace() + 1, SYNC_LOCK_KEY])
 
