@@ -27,6 +27,7 @@ from .views.graph import DependencyGraph, queryset_identifiers
 from .views.names import RelationName
 from .views.query import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
 from .views.registry import declared_sources, resolve_model, view_models
+from .views.validation import refresh_on_cycle, schema_input_problems
 
 POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 
@@ -330,3 +331,32 @@ def _is_third_party(model: Any) -> bool:
     app_path = Path(model._meta.app_config.path).resolve()
     roots = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
     return any(app_path.is_relative_to(Path(root).resolve()) for root in roots)
+
+
+# Schema inputs: what the sync would refuse, caught at start-up instead (E020-E023).
+
+
+@register(Tags.models)
+def check_schema_inputs(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    models = view_models()
+    wanted = None if app_configs is None else {config.label for config in app_configs}
+    errors: list[CheckMessage] = [
+        Error(message, hint=hint, obj=model, id=f"live_matview.{code}")
+        for model in models
+        if wanted is None or model._meta.app_label in wanted
+        for code, message, hint in schema_input_problems(model)
+    ]
+    cycle = refresh_on_cycle(models)
+    if cycle:
+        errors.append(
+            Error(
+                "Materialized views depend on each other in a cycle through refresh_on: "
+                f"{' -> '.join(cycle)}.",
+                hint="A view's refresh_on may list views it reads, never one that reads it; "
+                "remove one of these entries from refresh_on.",
+                id="live_matview.E023",
+            )
+        )
+    return errors

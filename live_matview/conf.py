@@ -88,3 +88,12 @@ def _seconds(name: str, value: Any) -> float:
             "number >= 0 (or None)."
         )
     return seconds
+def sync_on_migrate() -> bool:
+    """Whether plain ``migrate`` brings the views in line after the last migration, as
+    ``migrate_with_views`` does."""
+    return bool(_get("SYNC_ON_MIGRATE", True))
+
+
+def sync_lock_timeout() -> float:
+    """Seconds a view sync waits for another one's lock before it fails, naming the holder."""
+    return float(_get("SYNC_LOCK_TIMEOUT", 300.0))

@@ -94,16 +94,31 @@ def _direct_sources(
 
 
 def recorded_tables(cursor: Any, oid: int) -> set[RelationName]:
-    """Ordinary and partitioned tables a view reads, as PostgreSQL records them."""
+    """Ordinary and partitioned tables a view reads, as PostgreSQL records them, followed
+    through plain views: ``pg_depend`` records a plain view, not the tables under it, yet a
+    write to those tables changes what the view reads. (A materialized view it reads is
+    a parent, whose own sources are inherited; it is not followed here.)"""
     cursor.execute(
         """
+        WITH RECURSIVE reads(oid) AS (
+            SELECT d.refobjid
+            FROM pg_rewrite r
+            JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+             AND d.refclassid = 'pg_class'::regclass
+            WHERE r.ev_class = %s AND d.refobjid <> r.ev_class
+            UNION
+            SELECT d.refobjid
+            FROM reads
+            JOIN pg_class v ON v.oid = reads.oid AND v.relkind = 'v'
+            JOIN pg_rewrite r ON r.ev_class = v.oid
+            JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+             AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+        )
         SELECT DISTINCT n.nspname, c.relname
-        FROM pg_rewrite r
-        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-         AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid
+        FROM reads
+        JOIN pg_class c ON c.oid = reads.oid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE r.ev_class = %s AND c.relkind IN ('r', 'p') AND c.oid <> r.ev_class
+        WHERE c.relkind IN ('r', 'p')
         """,
         [oid],
     )

@@ -178,6 +178,14 @@ def check_columns(cursor: Any, model: ViewModel, relation: str) -> None:
     returned = {row[0] for row in cursor.fetchall()}
     expected = [str(field.column) for field in model._meta.concrete_fields]
     missing = [column for column in expected if column not in returned]
+    pk = model._meta.pk
+    if pk is not None and pk.auto_created and pk.column in missing:
+        raise SyncError(
+            f"{model._meta.label} has no field with primary_key=True, so Django gave it an "
+            f"'{pk.column}' column, which its query ({describe_source(model)}) does not "
+            f"return (it returns {', '.join(sorted(returned))}). Mark the field that "
+            "identifies a row with primary_key=True (create_pkey_index indexes that column)."
+        )
     if missing:
         raise SyncError(
             f"{model._meta.label}: its query ({describe_source(model)}) returns the columns "

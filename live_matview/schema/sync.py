@@ -12,13 +12,13 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .. import conf
 from .._compat import savepoint_create, sqlstate
 from ..exceptions import SyncError
 from ..models import ManagedView
 from ..views.declaration import ViewModel
 from ..views.query import describe_source
 from . import ddl, introspection
+from .lock import SYNC_LOCK_KEY as SYNC_LOCK_KEY  # where callers found it before
 from .planning import (
     ADOPT,
     CREATE,
@@ -35,23 +35,6 @@ from .planning import (
 
 UNDEFINED_TABLE = "42P01"
 DEPENDENT_OBJECTS_STILL_EXIST = "2BP01"
-SYNC_LOCK_KEY = 1  # second key of the sync lock, in the library's lock namespace
-
-
-def lock_sync(connection: BaseDatabaseWrapper, *, session: bool = False) -> None:
-    """Serialise view syncs across processes; the transaction lock is released on commit."""
-    function = "pg_advisory_lock" if session else "pg_advisory_xact_lock"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {function}(%s, %s)", [conf.advisory_lock_namespace() + 1, SYNC_LOCK_KEY]
-        )
-
-
-def unlock_sync(connection: BaseDatabaseWrapper) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_unlock(%s, %s)", [conf.advisory_lock_namespace() + 1, SYNC_LOCK_KEY]
-        )
 
 
 def apply_plan(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> None:
@@ -177,10 +160,11 @@ def _record(cursor: Any, plan: SyncPlan) -> None:
         )
     gone = [action.view_name for action in plan.of_kind(DROP, FORGET)]
     rows.filter(view_name__in=gone).delete()
-    legacy = [action.view_name for action in plan.of_kind(DROP) if action.legacy]
-    if legacy:
+    # Also views adopted from django-materialized-view, which we then recorded as ours:
+    # its tracking row must say the view is gone, or a rollback to it would misbehave.
+    if gone and introspection.relation_oid(cursor, LEGACY_TABLE) is not None:
         cursor.execute(
             f"UPDATE {LEGACY_TABLE} SET deleted = true "  # constant name
             "WHERE NOT deleted AND app || '_' || view_name = ANY(%s)",
-            [legacy],
+            [gone],
         )

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 
 from ..exceptions import ViewDefinitionError
 from .declaration import ViewModel
+from .sql_file import SqlFileError, single_query
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -73,11 +74,17 @@ def read_sql_file(model: ViewModel) -> tuple[Path, str]:
             f"{model._meta.label} has no query: create the SQL file {expected} "
             "or make get_query_from_queryset() return a QuerySet."
         )
-    text = path.read_text(encoding="utf-8").strip()
-    while text.endswith(";"):  # a trailing ';' would end the CREATE statement early
-        text = text[:-1].rstrip()
-    if not text:
-        raise ViewDefinitionError(f"{model._meta.label}: the SQL file {path} is empty.")
+    try:
+        text = single_query(path.read_text(encoding="utf-8"))
+    except SqlFileError as exc:
+        raise ViewDefinitionError(
+            f"{model._meta.label}: the SQL file {path} is not one SELECT: {exc}. "
+            "Nothing of it was run; keep one SELECT (or WITH ... SELECT) in the file."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ViewDefinitionError(
+            f"{model._meta.label}: the SQL file {path} is not UTF-8 text: {exc}."
+        ) from exc
     return path, text
 
 

@@ -1,7 +1,8 @@
 """``migrate``, then bring the materialized views in line with the models.
 
 Every option of ``migrate`` is accepted and forwarded, because this command *is*
-Django's migrate command with a view sync after it.
+Django's migrate command with a view sync after it. ``--check`` and ``--plan`` cover
+the views as well as the migrations.
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ import re
 import sys
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 from django.core.management.commands import migrate
-from django.db import connections
 
 from ...exceptions import LiveMatviewError
-from ...processor import plan_views, sync_views
+from ...processor import plan_views, report_lines, sync_done_by_caller, sync_views
+from ...schema.lock import holding_sync_lock
 from ...schema.migration_guard import views_out_of_the_way
 from ...schema.planning import SyncPlan
-from ...schema.sync import lock_sync, unlock_sync
+
+HELP_OF_OWN_OPTIONS = {
+    "--check": "Exit with a non-zero status if migrations are unapplied or any "
+    "materialized view, index or capture trigger would change; changes nothing.",
+    "--plan": "Show the migrations that would run and the materialized view changes that "
+    "would follow (create, recreate, reindex, adopt, drop, capture); changes nothing.",
+}
 
 _BLOCKING_VIEW = re.compile(r"rule _RETURN on materialized view (\w+) depends on column")
 
@@ -39,32 +46,38 @@ def extract_mv_name(line: str) -> str | None:
 class Command(migrate.Command):
     help = (
         "Updates database schema like migrate, then creates, recreates and drops "
-        "materialized views (parents before children, in one transaction)."
+        "materialized views (parents before children, in one transaction). One run at a "
+        "time per database: a second waits up to LIVE_MATVIEW_SYNC_LOCK_TIMEOUT seconds."
     )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        for action in parser._actions:  # migrate's options, described as they act here
+            for flag, text in HELP_OF_OWN_OPTIONS.items():
+                if flag in action.option_strings:
+                    action.help = text
 
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
         if options["plan"] or options["check_unapplied"]:
             self._dry_run(*args, **options)
             return
-        connection = connections[database]
-        # A session lock: two deploys must not interleave their migrations or view syncs.
-        lock_sync(connection, session=True)
         try:
-            with views_out_of_the_way(database) as guard:
-                super().handle(*args, **options)
-            if guard.dropped and self.verbosity >= 1:
-                self.stdout.write(
-                    f"  Dropped {', '.join(guard.dropped)} for a column change and created "
-                    f"{', '.join(guard.restored) or 'none'} again in the same migration."
-                )
-            try:
+            # Two deploys must not interleave their migrations or view syncs; the lock is
+            # transaction-scoped on a connection of its own, so no pooler can leak it.
+            with holding_sync_lock(database), sync_done_by_caller(database):
+                with views_out_of_the_way(database) as guard:
+                    super().handle(*args, **options)
+                if guard.dropped and self.verbosity >= 1:
+                    self.stdout.write(
+                        f"  Dropped {', '.join(guard.dropped)} for a column change and "
+                        f"created {', '.join(guard.restored) or 'none'} again in the same "
+                        "migration."
+                    )
                 plan = sync_views(database)
-            except LiveMatviewError as exc:
-                raise CommandError(str(exc)) from exc
-            self._report(plan, applied=True)
-        finally:
-            unlock_sync(connection)
+        except LiveMatviewError as exc:
+            raise CommandError(str(exc)) from exc
+        self._report(plan, applied=True)
 
     def _dry_run(self, *args: Any, **options: Any) -> None:
         migrations_pending = False
@@ -81,13 +94,7 @@ class Command(migrate.Command):
             sys.exit(1)
 
     def _report(self, plan: SyncPlan, *, applied: bool) -> None:
-        if self.verbosity < 1:
-            return
-        heading = "Materialized views:" if applied else "Planned materialized view changes:"
-        self.stdout.write(heading, self.style.MIGRATE_HEADING)
-        if not plan.has_changes:
-            self.stdout.write("  No changes.")
-        for action in plan.changes if self.verbosity < 2 else plan.actions:
-            self.stdout.write(f"  {action.describe()}")
-        for change in plan.capture_changes:
-            self.stdout.write(f"  capture  {change}")
+        for number, line in enumerate(
+            report_lines(plan, applied=applied, verbosity=self.verbosity)
+        ):
+            self.stdout.write(line, self.style.MIGRATE_HEADING if number == 0 else None)
