@@ -21,7 +21,7 @@ class LiveMatviewConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the system checks)
         from .capture.statements import install, on_writes_committed
         from .capture.triggers import register_triggers
-        from .processor import migrate_finished, migrate_starting
+        from .migrate_hooks import migrate_finished, migrate_starting
         from .refresh.dispatch import writes_committed
 
         register_triggers()

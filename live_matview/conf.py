@@ -88,6 +88,8 @@ def _seconds(name: str, value: Any) -> float:
             "number >= 0 (or None)."
         )
     return seconds
+
+
 def sync_on_migrate() -> bool:
     """Whether plain ``migrate`` brings the views in line after the last migration, as
     ``migrate_with_views`` does."""

@@ -13,7 +13,7 @@ LOCAL_IMPORTS = {
     ("apps", "capture.statements"): "Django imports apps.py before models are loaded",
     ("apps", "capture.triggers"): "Django imports apps.py before models are loaded",
     ("apps", "refresh.dispatch"): "Django imports apps.py before models are loaded",
-    ("apps", "processor"): "Django imports apps.py before models are loaded",
+    ("apps", "migrate_hooks"): "Django imports apps.py before models are loaded",
     ("refresh.dispatch", "refresh.celery_backend"): "Celery is an optional extra",
     ("testing", "processor"): "pytest loads the plugin before Django is set up",
     ("testing", "refresh.background"): "pytest loads the plugin before Django is set up",

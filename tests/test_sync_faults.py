@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.test.utils import override_settings
 
-from live_matview import conf, processor
+from live_matview import conf, migrate_hooks, processor
 from live_matview.exceptions import SyncError
 from live_matview.management.commands.migrate_with_views import Command
 from live_matview.models import DirtyMark, ManagedView
@@ -270,7 +270,7 @@ def test_plain_migrate_creates_missing_views_once(monkeypatch):
     calls = []
     original = processor.sync_views
     monkeypatch.setattr(
-        processor, "sync_views", lambda using: calls.append(using) or original(using)
+        migrate_hooks, "sync_views", lambda using: calls.append(using) or original(using)
     )
     execute("DROP MATERIALIZED VIEW testapp_bigspenders")
     output = run("migrate")
@@ -301,7 +301,7 @@ def test_migrate_plan_and_check_do_not_sync(options):
 def test_flush_does_not_sync(monkeypatch):
     """Test cases flush between tests; post_migrate then comes without a plan."""
     calls = []
-    monkeypatch.setattr(processor, "sync_views", lambda using: calls.append(using))
+    monkeypatch.setattr(migrate_hooks, "sync_views", lambda using: calls.append(using))
     call_command("flush", interactive=False, verbosity=0)
     assert calls == []
 

@@ -15,7 +15,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.core.management.commands import migrate
 
 from ...exceptions import LiveMatviewError
-from ...processor import plan_views, report_lines, sync_done_by_caller, sync_views
+from ...migrate_hooks import report_lines, sync_done_by_caller
+from ...processor import plan_views, sync_views
 from ...schema.lock import holding_sync_lock
 from ...schema.migration_guard import views_out_of_the_way
 from ...schema.planning import SyncPlan
