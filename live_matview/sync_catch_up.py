@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connections
 
 from . import conf
+from ._compat import is_psycopg3
 from .capture.source_map import build_source_map
 from .refresh.passes import refresh_pass, with_dependents
 from .schema import introspection
@@ -52,7 +53,7 @@ class WriteListener:
                     wrapper.close()
                     return None
                 listener = cls(wrapper)
-                if hasattr(wrapper.connection, "add_notify_handler"):  # psycopg 3
+                if is_psycopg3:  # psycopg 2 collects them in connection.notifies instead
                     wrapper.connection.add_notify_handler(listener._on_notify)
                 cursor.execute("LISTEN live_matview")
         except Exception:  # noqa: BLE001  (e.g. a pooler that cannot LISTEN: catch up always)
@@ -67,8 +68,7 @@ class WriteListener:
         """A query makes the server deliver every notification committed before it."""
         with self.wrapper.cursor() as cursor:
             cursor.execute("SELECT 1")
-        raw = self.wrapper.connection
-        if getattr(raw, "notifies", None):  # psycopg 2 collects them in a list
+        if not is_psycopg3 and self.wrapper.connection.notifies:  # psycopg 2: a list
             self.heard = True
         return self.heard
 
