@@ -55,3 +55,9 @@ def cache_seconds() -> float:
     """How long a process trusts its cached view graph and source map before reading them
     again, so that views and triggers changed by another process are noticed."""
     return float(_get("CACHE_SECONDS", 60.0))
+
+
+def incremental_max_share() -> float:
+    """Above this share of an incremental view's rows (PostgreSQL's estimate), a refresh of
+    the keys a write touched rebuilds the whole view instead: cheaper for large changes."""
+    return float(_get("INCREMENTAL_MAX_SHARE", 0.25))

@@ -12,7 +12,9 @@ from django.db.models import Model
 from .. import conf
 from ..views.declaration import ViewModel
 from ..views.graph import DependencyGraph
+from ..views.incremental import is_incremental
 from ..views.names import RelationName
+from .keys import sync_key_capture
 from .source_map import build_source_map, relation_oids
 from .triggers import ensure_triggers, trigger_models
 
@@ -25,11 +27,12 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
     source_map = build_source_map(connection.alias, graph)
     tables = set().union(*source_map.direct_tables.values()) if source_map.direct_tables else set()
     oids = relation_oids(cursor, connection, tables)
+    keyed = conf.capture() == "triggers"  # incremental views: key triggers mark them
     wanted = {
         (oids[table], view._meta.db_table)
         for view, view_tables in source_map.direct_tables.items()
         for table in view_tables
-        if table in oids
+        if table in oids and not (keyed and is_incremental(view))
     }
     cursor.execute("SELECT relid, view_name FROM live_matview_source")
     present = {(int(relid), name) for relid, name in cursor.fetchall()}
@@ -45,6 +48,7 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
         models = _trigger_targets(tables, source_map.direct_tables)
         for label in ensure_triggers(connection.alias, models):
             changes.append(f"capture trigger installed on {label}")
+    changes.extend(sync_key_capture(cursor, connection, graph.nodes if keyed else []))
     return changes
 
 

@@ -16,9 +16,10 @@ from .. import conf
 from ..capture.source_map import source_map
 from ..exceptions import RefreshError
 from ..models import ManagedView, MaterializedViewRefreshLog
-from ..schema import ddl, introspection
+from ..schema import ddl, incremental, introspection
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
+from ..views.incremental import is_incremental
 
 logger = logging.getLogger("live_matview.refresh")
 
@@ -36,8 +37,13 @@ class RefreshMode:
     reason: str
 
 
+REBUILD_REASON = "incremental view rebuilt by DELETE and INSERT: readers keep the old rows"
+
+
 def choose_mode(model: ViewModel, cursor: Any, oid: int, requested: bool | None) -> RefreshMode:
     """CONCURRENTLY keeps readers going but needs a populated view with a unique index."""
+    if is_incremental(model):
+        return RefreshMode(False, REBUILD_REASON)
     if requested is None:
         requested = model.refresh_concurrently
     if not introspection.is_populated(cursor, oid):
@@ -100,7 +106,7 @@ def refresh_view(
             return Skipped.BUSY
         if only_if_marked and not has_marks(cursor, model._meta.db_table):
             return Skipped.CLEAN
-        oid = introspection.matview_oid(cursor, quoted)
+        oid = incremental.view_oid(cursor, connection, model)
         if oid is None:
             error = RefreshError(
                 f"{model._meta.label}: materialized view {quoted} does not exist; "
@@ -115,9 +121,8 @@ def refresh_view(
                         "DELETE FROM live_matview_dirtymark WHERE view_name = %s",
                         [model._meta.db_table],
                     )
-                    cursor.execute(
-                        ddl.refresh_view(model, connection, concurrently=mode.concurrently)
-                    )
+                    for statement, params in _refresh_statements(model, connection, mode):
+                        cursor.execute(statement, params)
                     _mark_dependents(cursor, model, alias)
             except DatabaseError as exc:
                 error = exc
@@ -153,6 +158,16 @@ def refresh_view(
     )
     view_refreshed.send(sender=model, log=log, using=alias)
     return log
+
+
+def _refresh_statements(
+    model: ViewModel, connection: Any, mode: RefreshMode
+) -> list[tuple[str, list[Any] | None]]:
+    if not is_incremental(model):
+        return [(ddl.refresh_view(model, connection, concurrently=mode.concurrently), None)]
+    # A full rebuild covers the keys marked before it, too.
+    keymarks = ("DELETE FROM live_matview_keymark WHERE view_name = %s", [model._meta.db_table])
+    return [keymarks, *((s, None) for s in incremental.rebuild_statements(model, connection))]
 
 
 def _mark_dependents(cursor: Any, model: ViewModel, alias: str) -> None:

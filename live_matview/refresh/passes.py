@@ -16,9 +16,11 @@ from django.utils import timezone
 
 from .. import conf
 from ..exceptions import RefreshError
-from ..models import DirtyMark, ManagedView, MaterializedViewRefreshLog
+from ..models import DirtyMark, KeyMark, ManagedView, MaterializedViewRefreshLog
 from ..schema.database_graph import database_graph, managed_models
 from ..views.declaration import ViewModel
+from ..views.incremental import is_incremental
+from .by_key import refresh_by_key
 from .full import Skipped, refresh_view
 
 logger = logging.getLogger("live_matview.scheduler")
@@ -75,7 +77,8 @@ def refresh_pass(
             result.waiting.append(view)
             continue
         try:
-            log = refresh_view(view, using=using, trigger=trigger, wait=wait, only_if_marked=True)
+            refresh = refresh_by_key if is_incremental(view) else refresh_view
+            log = refresh(view, using=using, trigger=trigger, wait=wait, only_if_marked=True)
         except RefreshError:
             result.failed.append(view)
             blocked |= graph.descendants([view])
@@ -103,7 +106,8 @@ def _retry_times(using: str, views: list[ViewModel]) -> dict[str, Any]:
 def marked_views(using: str) -> set[ViewModel]:
     """The view models of database ``using`` that have pending marks."""
     by_name = {view._meta.db_table: view for view in managed_models(using)}
-    names = DirtyMark.objects.using(using).values_list("view_name", flat=True).distinct()
+    names = set(DirtyMark.objects.using(using).values_list("view_name", flat=True).distinct())
+    names |= set(KeyMark.objects.using(using).values_list("view_name", flat=True).distinct())
     return {by_name[name] for name in names if name in by_name}
 
 
