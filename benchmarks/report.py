@@ -11,19 +11,40 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import stats
+
 
 @dataclass
 class Bar:
-    """A quality bar of SPEC §6 and whether this run met it (None: not measurable)."""
+    """A quality bar of SPEC §6 and whether this run met it (None: not measurable).
+
+    ``outcome`` overrides the yes/no of ``met`` where the spread decides: a ratio whose
+    interquartile range straddles the limit is "inconclusive" (``stats.verdict``).
+    """
 
     name: str
     limit: str
     value: str
     met: bool | None
+    outcome: str | None = None
 
     @property
     def verdict(self) -> str:
+        if self.outcome is not None:
+            return self.outcome
         return {True: "met", False: "MISSED", None: "n/a"}[self.met]
+
+    @classmethod
+    def at_most(cls, name: str, limit: float, summary: stats.Summary) -> Bar:
+        """A ratio bar judged on the interquartile range of its paired ratios."""
+        outcome = stats.verdict(summary, limit)
+        return cls(
+            name,
+            f"≤ {limit:.2f}×",
+            ratio_iqr(summary),
+            True if outcome == stats.MET else False if outcome == stats.MISSED else None,
+            outcome,
+        )
 
 
 @dataclass
@@ -121,5 +142,37 @@ def ratio_range(low: float, high: float) -> str:
     return f"{low:.2f}–{high:.2f}×"
 
 
+def iqr(summary: stats.Summary) -> str:
+    """The interquartile range of ratios: where the middle half of the rounds fell."""
+    if summary.n == 0 or math.isnan(summary.q1):
+        return "-"
+    return f"{summary.q1:.2f}–{summary.q3:.2f}×"
+
+
+def ratio_iqr(summary: stats.Summary) -> str:
+    return f"{ratio(summary.median)} (IQR {iqr(summary)})"
+
+
 def count(value: int) -> str:
     return f"{value:,}"
+
+
+STATEMENTS_NOTE = (
+    "client = sent by the process (the library's own included); server = run by PostgreSQL "
+    "with pg_stat_statements.track = all (inside triggers too), shown only where "
+    "pg_stat_statements is in shared_preload_libraries."
+)
+
+
+def statements(counted: dict[str, int | None], per: int) -> str:
+    """Statements per operation: ``3`` (client) or ``3 / 7`` (client / server)."""
+
+    def one(value: int) -> str:
+        share = value / max(1, per)
+        return f"{share:.0f}" if share == round(share) else f"{share:.2f}"
+
+    client = counted.get("client")
+    if client is None:
+        return "-"
+    server = counted.get("server")
+    return one(client) if server is None else f"{one(client)} / {one(server)}"

@@ -19,15 +19,50 @@ class Summary:
     low: float
     high: float
     n: int
+    q1: float = math.nan  # first and third quartiles: the interquartile range (IQR)
+    q3: float = math.nan
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"median": self.median, "min": self.low, "max": self.high, "n": self.n}
+        return {
+            "median": self.median,
+            "min": self.low,
+            "max": self.high,
+            "q1": self.q1,
+            "q3": self.q3,
+            "n": self.n,
+        }
 
 
 def summarize(values: Sequence[float]) -> Summary:
     if not values:
         return Summary(math.nan, math.nan, math.nan, 0)
-    return Summary(statistics.median(values), min(values), max(values), len(values))
+    return Summary(
+        statistics.median(values),
+        min(values),
+        max(values),
+        len(values),
+        percentile(values, 25),
+        percentile(values, 75),
+    )
+
+
+MET, MISSED, INCONCLUSIVE = "met", "MISSED", "inconclusive"
+
+
+def verdict(summary: Summary, limit: float) -> str:
+    """Judge an at-most bar on the interquartile range, not on the median alone.
+
+    Met when even the third quartile is within the limit, missed when even the first
+    quartile is over it; an interval that straddles the limit is inconclusive: the run
+    cannot tell, and more rounds (``--rounds``) or a quieter machine are needed.
+    """
+    if summary.n == 0 or math.isnan(summary.median):
+        return INCONCLUSIVE
+    if summary.q3 <= limit:
+        return MET
+    if summary.q1 > limit:
+        return MISSED
+    return INCONCLUSIVE
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

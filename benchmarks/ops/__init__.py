@@ -9,6 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from . import coalescing, freshness, refreshes, setup, writes
+from .statements import count_statements
+
+
+def statements(operation: str, args: dict[str, Any]) -> dict[str, int | None]:
+    """The SQL statements one run of ``operation`` sends (an extra, untimed run)."""
+    return count_statements(lambda: OPERATIONS[operation](**args))
+
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "info": setup.info,
@@ -17,4 +24,5 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "coalesce": coalescing.coalesce,
     "refresh": refreshes.refresh,
     "latency": freshness.latency,
+    "statements": statements,
 }

@@ -28,7 +28,8 @@ SCENARIOS = [
     Scenario(
         "write",
         1,
-        "Write overhead of capture (refresh_mode=manual: writes only mark)",
+        "Write overhead of capture (manual: writes only mark; on_commit: the default, the "
+        "writer also waits for the refresh)",
         write_overhead.run,
     ),
     Scenario("coalescing", 2, "Coalescing (refresh_mode=on_commit)", coalescing.run),
