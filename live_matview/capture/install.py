@@ -10,6 +10,7 @@ from django.apps import apps
 from django.db.models import Model
 
 from .. import conf
+from ..schema.incremental_refresh import sync_refresh_functions
 from ..views.declaration import ViewModel
 from ..views.graph import DependencyGraph
 from ..views.incremental import is_incremental
@@ -49,6 +50,8 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
         for label in ensure_triggers(connection.alias, models):
             changes.append(f"capture trigger installed on {label}")
     changes.extend(sync_key_capture(cursor, connection, graph.nodes if keyed else []))
+    # Incremental views' refresh functions (not capture, but written in the same sync).
+    changes.extend(sync_refresh_functions(cursor, connection, graph.nodes))
     return changes
 
 

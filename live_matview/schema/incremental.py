@@ -112,17 +112,17 @@ def rebuild_statements(model: ViewModel, connection: Any) -> list[str]:
     ]
 
 
-def by_key_statement(model: ViewModel, connection: Any, columns: list[str], key_type: str) -> str:
-    """Recompute the rows of keys ``%s`` (a text array) and replace them in one statement.
+def by_key_composed(
+    model: ViewModel, stored: RelationName, query: RelationName, columns: list[str], keys: Any
+) -> Any:
+    """Recompute the rows of ``keys`` (an SQL expression: an array of the key's type) and
+    replace them in one statement that returns how many rows it changed.
 
     Keys whose query yields no row lose theirs; the others are upserted, and a row whose
     values did not change is left alone (``*=`` compares the stored images, so any column
-    type works, json included). ``key_type`` is PostgreSQL's ``format_type`` of the key
-    column, read from the catalog.
+    type works, json included).
     """
-    name = table(model)
     pk = sql.Identifier(model._meta.pk.column)
-    keys = sql.SQL("%s::text[]::{}[]").format(sql.SQL(key_type))
     others = [sql.Identifier(c) for c in columns if c != model._meta.pk.column]
     if others:
         on_conflict = sql.SQL("DO UPDATE SET ({}) = ROW({}) WHERE NOT (stored *= EXCLUDED)").format(
@@ -131,7 +131,7 @@ def by_key_statement(model: ViewModel, connection: Any, columns: list[str], key_
         )
     else:
         on_conflict = sql.SQL("DO NOTHING")
-    statement = sql.SQL(
+    return sql.SQL(
         "WITH fresh AS MATERIALIZED (SELECT * FROM {query} WHERE {pk} = ANY({keys})), "
         "gone AS (DELETE FROM {table} AS stored WHERE stored.{pk} = ANY({keys}) "
         "AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.{pk} = stored.{pk}) RETURNING 1), "
@@ -139,13 +139,12 @@ def by_key_statement(model: ViewModel, connection: Any, columns: list[str], key_
         "ON CONFLICT ({pk}) {on_conflict} RETURNING 1) "
         "SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put)"
     ).format(
-        query=query_view(name).identifier(),
-        table=name.identifier(),
+        query=query.identifier(),
+        table=stored.identifier(),
         pk=pk,
         keys=keys,
         on_conflict=on_conflict,
     )
-    return as_string(statement, connection)
 
 
 def table_shape(cursor: Any, oid: int, key_column: str) -> tuple[list[str], str, float]:
