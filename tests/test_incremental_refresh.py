@@ -175,3 +175,18 @@ def test_the_sync_writes_rewrites_and_drops_the_functions(monkeypatch):
     )
     assert logs(SkuTotals)[-1].kind == "by_key"
     assert_fresh()
+
+
+def test_many_keys_by_key_are_planned_for_their_keys():
+    """Past GENERIC_PLAN_KEYS the recompute is planned for its actual keys (EXECUTE)."""
+    from live_matview.schema.incremental_refresh import GENERIC_PLAN_KEYS
+
+    clients = Client.objects.bulk_create(
+        [Client(name=str(i)) for i in range(8 * GENERIC_PLAN_KEYS)]
+    )
+    execute("ANALYZE incrementalapp_clienttotals")
+    touched = clients[: GENERIC_PLAN_KEYS + 50]
+    Sale.objects.bulk_create([Sale(client=c, amount=3) for c in touched])
+    last = logs(ClientTotals)[-1]
+    assert (last.kind, last.keys) == ("by_key", len(touched))
+    assert_fresh()

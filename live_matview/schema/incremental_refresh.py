@@ -5,7 +5,8 @@ waits for it. Sent statement by statement it took about 14 round trips (BEGIN, t
 catalog look-ups, a savepoint, the marks, the recompute, the log row, the state row,
 COMMIT), each re-planned, and a second synchronous WAL flush: together ~19x the write
 itself, while the recompute runs in under a millisecond. This function does the same
-steps in one call, with the plans PL/pgSQL keeps for its static statements:
+steps in one call, with the plans PL/pgSQL keeps for its static statements (generic
+ones, see ``GENERIC_PLAN_KEYS``):
 
 1. the view's advisory lock (the key ``refresh/full.py`` takes too);
 2. ``DELETE ... RETURNING`` of the key marks, and whether a full mark is pending, in one
@@ -54,6 +55,14 @@ RESULT = (
     "lmv_outcome text, lmv_kind text, lmv_reason text, lmv_keys integer, lmv_log_id bigint, "
     "lmv_started_at timestamptz, lmv_updated_at timestamptz, lmv_state_found boolean"
 )
+#: The function runs with ``plan_cache_mode = force_generic_plan``: PostgreSQL would
+#: otherwise re-plan the recompute at every call (a plan for one key looks far cheaper
+#: than the generic one, so its plan cache never settles), which took longer than running
+#: it. The generic plan (index look-ups per key) is right for few keys; above this many
+#: the recompute is planned for its actual keys (``EXECUTE``).
+GENERIC_PLAN_KEYS = 100
+#: Settings the function runs with (``pg_proc.proconfig``).
+CONFIG = ["plan_cache_mode=force_generic_plan"]
 FULL_MARK_REASON = "a change not traced to keys (TRUNCATE, or a write without key capture)"
 
 # Variables are prefixed ``lmv_`` so that they cannot be mistaken for the view's columns.
@@ -107,8 +116,10 @@ BEGIN
         DELETE FROM {dirtymark} WHERE view_name = {name};
         DELETE FROM {table};
         INSERT INTO {table} SELECT * FROM {query};
-    ELSIF lmv_count > 0 THEN
+    ELSIF lmv_count > 0 AND lmv_count <= {generic_keys} THEN
         {by_key} INTO lmv_changed;
+    ELSIF lmv_count > 0 THEN
+        EXECUTE {by_key_planned} INTO lmv_changed USING lmv_taken;
     ELSE
         lmv_changed := 0;
     END IF;
@@ -165,6 +176,9 @@ def function_body(cursor: Any, connection: Any, model: ViewModel) -> str:
     by_key = by_key_composed(
         model, stored, query, columns, sql.SQL("lmv_taken::{}[]").format(sql.SQL(key_type))
     )
+    planned = by_key_composed(
+        model, stored, query, columns, sql.SQL("$1::{}[]").format(sql.SQL(key_type))
+    )
 
     def library_table(name: str) -> Any:
         return _qualified(cursor, connection, RelationName(name))[0].identifier()
@@ -181,6 +195,8 @@ def function_body(cursor: Any, connection: Any, model: ViewModel) -> str:
         "table": stored.identifier(),
         "query": query.identifier(),
         "by_key": by_key,
+        "by_key_planned": sql.Literal(as_string(planned, connection)),
+        "generic_keys": sql.Literal(GENERIC_PLAN_KEYS),
     }
     return as_string(sql.SQL(_BODY).format(**parts), connection)
 
@@ -201,19 +217,20 @@ def sync_refresh_functions(cursor: Any, connection: Any, views: Iterable[ViewMod
         kept.add(function.name)
         quoted = function.quoted(connection)
         cursor.execute(
-            "SELECT p.oid::regprocedure::text, p.prosrc, pg_get_function_arguments(p.oid) "
-            "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "SELECT p.oid::regprocedure::text, p.prosrc, pg_get_function_arguments(p.oid), "
+            "p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = %s AND p.proname = %s",
             [function.schema, function.name],
         )
         present = cursor.fetchall()
-        if [(row[1], row[2]) for row in present] == [(body, ARGUMENTS)]:
+        if [tuple(row[1:]) for row in present] == [(body, ARGUMENTS, CONFIG)]:
             continue
-        for signature, _body, _arguments in present:
+        for signature, *_rest in present:
             cursor.execute(f"DROP FUNCTION {signature}")  # regprocedure text is quoted
         cursor.execute(
             f"CREATE FUNCTION {quoted}({ARGUMENTS}) RETURNS TABLE ({RESULT}) "
-            f"LANGUAGE plpgsql AS $lmv${body}$lmv$"
+            "LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
+            f"AS $lmv${body}$lmv$"
         )
         changes.append(f"refresh function for {model._meta.db_table} written")
     cursor.execute(
