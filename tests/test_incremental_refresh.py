@@ -190,3 +190,27 @@ def test_many_keys_by_key_are_planned_for_their_keys():
     last = logs(ClientTotals)[-1]
     assert (last.kind, last.keys) == ("by_key", len(touched))
     assert_fresh()
+
+
+def test_a_column_type_change_under_the_query_view_migrates():
+    """The migration guard drops the query view in the way and creates it again at once;
+    the view's table stays, and by-key refreshes go on."""
+    from live_matview.schema.migration_guard import views_out_of_the_way
+
+    client = Client.objects.create(name="c")
+    sale = Sale.objects.create(client=client, amount=2)
+    alter = "ALTER TABLE incrementalapp_saleline ALTER COLUMN quantity TYPE {}"
+    try:
+        with transaction.atomic(), views_out_of_the_way("default") as guard:
+            execute(alter.format("bigint"))
+        assert "incrementalapp_clienttotals_lmv_query" in guard.restored
+        assert "incrementalapp_skutotals_lmv_query" in guard.restored
+        SaleLine.objects.create(sale=sale, sku="Q", quantity=7)
+        assert ClientTotals.objects.get(pk=client.pk).quantity == 7
+        assert logs(ClientTotals)[-1].kind == "by_key"
+        assert_fresh()
+    finally:
+        with transaction.atomic(), views_out_of_the_way("default"):
+            execute(alter.format("integer"))
+    sync_views()
+    assert_fresh()
