@@ -10,9 +10,10 @@ for the refresh of one key); the full refresh; the incremental view's own full r
 the bare SELECT of the query (the floor of any full recompute). Then bulk changes of 1 %
 and 30 % of the lines, each followed by a VACUUM (not timed).
 
-Bars (SPEC §6, at 1M lines): the incremental save ≤ 2× the save without the library, and
-≥ 100× shorter than the full refresh (its ratio to it ≤ 0.01×), both judged on the
-interquartile range of the paired per-round ratios.
+Bars (SPEC §6, at 1M lines; judged at 1M and above, or at the largest size run): the
+incremental save ≤ 2× the save without the library, and ≥ 100× shorter than the full
+refresh (its ratio to it ≤ 0.01×), both judged on the interquartile range of the paired
+per-round ratios.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def run(ctx: Context, result: ScenarioResult) -> None:
             "statements": counts,
         }
         _rows(result, size, samples, bulk, counts)
-        _bars(result, size, samples)
+        if size >= BAR_SIZE or size == max(config.incremental_sizes):
+            _bars(result, size, samples)
     result.data = {"sizes": data, "pg_ivm": False}
     result.notes = _notes(ctx, config)
 
@@ -100,8 +102,8 @@ def _bulk(
 
 def _statements(ctx: Context, ledger: Ledger, size: int) -> dict[str, str]:
     """Statements per operation, from extra untimed runs (a save's untimed fetch of its
-    line is taken off). Saves are counted twice and the smaller count kept: once a
-    minute (``LIVE_MATVIEW_CACHE_SECONDS``) a save also re-reads the source map."""
+    line is taken off). Saves and refreshes are counted twice and the smaller count kept:
+    once a minute (``LIVE_MATVIEW_CACHE_SECONDS``) one also re-reads the source map."""
     counts = {}
     for copy in SAVES:
         runs = [
@@ -116,8 +118,14 @@ def _statements(ctx: Context, ledger: Ledger, size: int) -> dict[str, str]:
         counted = {k: (v - 1 if v is not None else None) for k, v in counted.items()}
         counts[f"save/{copy}"] = report.statements(counted, 1)
     for how in REFRESHES:
-        counted = ctx.agents.get("triggers").call(
-            "statements", operation="ledger_refresh", args={"how": how}
+        counted = min(
+            (
+                ctx.agents.get("triggers").call(
+                    "statements", operation="ledger_refresh", args={"how": how}
+                )
+                for _ in range(2)
+            ),
+            key=lambda run: run["client"],
         )
         counts[f"refresh/{how}"] = report.statements(counted, 1)
     for copy in SAVES:
@@ -219,9 +227,9 @@ def _notes(ctx: Context, config) -> list[str]:
         "the keys (refreshed by key), 30 % touch 30 % of them, over "
         "LIVE_MATVIEW_INCREMENTAL_MAX_SHARE (0.25): a full rebuild.",
         "stmts: SQL statements sent per operation (save: the untimed fetch of the line not "
-        "counted, the smaller of two runs: once a minute a save also re-reads the cached "
-        "source map, ~26 statements more; bulk: the 1 % change), in extra untimed runs; "
-        + report.STATEMENTS_NOTE,
+        "counted; saves and refreshes: the smaller of two runs, as once a minute one also "
+        "re-reads the cached source map, ~26 statements more; bulk: the 1 % change), in "
+        "extra untimed runs; " + report.STATEMENTS_NOTE,
         "pg_ivm: "
         + (
             "available on this server but not measured by this scenario yet."

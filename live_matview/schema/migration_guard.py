@@ -153,7 +153,8 @@ def _managed_names(cursor: Any, connection: Any) -> set[tuple[str, str]]:
             matviews.append(oid)
         elif incremental.stored_oid(cursor, connection, relation) is not None:
             query = incremental.query_view(relation).quoted(connection)
-            query_views.append(introspection.relation_oid(cursor, query))
+            if (query_oid := introspection.relation_oid(cursor, query)) is not None:
+                query_views.append(query_oid)
     found = {("m", name) for name in introspection.relation_names(cursor, matviews).values()}
     return found | {
         ("v", name) for name in introspection.relation_names(cursor, query_views).values()
