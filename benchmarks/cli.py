@@ -43,6 +43,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="source sizes of scenario 5, e.g. 10k,100k,1M (default 10k,100k)",
     )
     parser.add_argument(
+        "--incremental-sizes",
+        type=config_module.parse_sizes,
+        help="ledger lines of scenario 7, e.g. 10k,100k,1M,5M (default 10k,100k,1M)",
+    )
+    parser.add_argument(
         "--only",
         help="scenarios to run, by number or name: "
         + ", ".join(f"{s.number}={s.key}" for s in SCENARIOS),
@@ -104,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         args.quick,
         rounds=args.rounds,
         sizes=args.sizes,
+        incremental_sizes=args.incremental_sizes,
         saves=args.saves,
         bulk_rows=args.bulk_rows,
         worker_samples=args.worker_samples,

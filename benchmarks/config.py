@@ -38,6 +38,13 @@ class Config:
     scale_bulk_rows: int = 10_000
     scale_repeats: int = 2  # refreshes of each kind per round and size
     scale_rounds: int = 3
+    # Scenario 7: lines of the ledger (sales: a tenth, accounts: a hundredth, the view's rows).
+    incremental_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    incremental_rounds: int = 7
+    incremental_saves: int = 9  # autocommit saves per run without the library / incremental
+    incremental_full_saves: int = 1  # with the full-refresh view: each waits a full refresh
+    incremental_bulk_rounds: int = 3
+    incremental_bulk_shares: tuple[float, ...] = (0.01, 0.30)
     warmup: bool = True  # one unrecorded run of each variant before the rounds
     checkpoint: bool = True  # CHECKPOINT (not timed) before each measured run
     seed: int = 0
@@ -68,6 +75,10 @@ QUICK = Config(
     scale_bulk_rows=500,
     scale_repeats=1,
     scale_rounds=1,
+    incremental_sizes=(2_000,),
+    incremental_rounds=2,
+    incremental_saves=3,
+    incremental_bulk_rounds=1,
     warmup=False,
     checkpoint=False,
 )
@@ -80,6 +91,7 @@ def build(quick: bool, **overrides: Any) -> Config:
     if "rounds" in given:
         given.setdefault("coalesce_rounds", given["rounds"])
         given.setdefault("scale_rounds", given["rounds"])
+        given.setdefault("incremental_rounds", given["rounds"])
     return replace(base, **given)
 
 

@@ -24,6 +24,7 @@ from .exceptions import DependencyCycleError, ViewDefinitionError
 from .models import MaterializedViewRefreshLog
 from .views.declaration import ViewDeclaration
 from .views.graph import DependencyGraph, queryset_identifiers
+from .views.incremental_checks import check_incremental
 from .views.names import RelationName
 from .views.query import get_queryset, queryset_method_is_static, sql_file_candidates, sql_file_path
 from .views.registry import declared_sources, resolve_model, view_models
@@ -133,6 +134,7 @@ def _check_model(model: Any) -> list[CheckMessage]:
         )
     errors.extend(_check_query(model))
     errors.extend(_check_refresh_on(model))
+    errors.extend(check_incremental(model))
     if model.refresh_mode is not None and model.refresh_mode not in conf.REFRESH_MODES:
         errors.append(
             Error(

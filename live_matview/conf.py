@@ -99,3 +99,9 @@ def sync_on_migrate() -> bool:
 def sync_lock_timeout() -> float:
     """Seconds a view sync waits for another one's lock before it fails, naming the holder."""
     return float(_get("SYNC_LOCK_TIMEOUT", 300.0))
+
+
+def incremental_max_share() -> float:
+    """Above this share of an incremental view's rows (PostgreSQL's estimate), a refresh of
+    the keys a write touched rebuilds the whole view instead: cheaper for large changes."""
+    return float(_get("INCREMENTAL_MAX_SHARE", 0.25))

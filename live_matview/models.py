@@ -40,6 +40,14 @@ class MaterializedViewRefreshLog(models.Model):
     reason = models.CharField(max_length=255, blank=True, help_text="Why this refresh mode.")
     trigger = models.CharField(max_length=32, choices=Trigger.choices, default=Trigger.MANUAL)
     error = models.TextField(blank=True)
+    kind = models.CharField(
+        max_length=16,
+        default="full",
+        help_text='"full" (the whole view) or "by_key" (the rows of the keys a write touched).',
+    )
+    keys = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Keys a by-key refresh covered."
+    )
 
     class Meta:
         ordering = ("-updated_at", "-id")
@@ -136,3 +144,21 @@ class MaterializedViewMigrations(models.Model):
                     app=self.app, view_name=self.view_name, deleted=False
                 ).exclude(pk=self.pk).update(deleted=True)
             super().save(*args, **kwargs)
+
+
+class KeyMark(models.Model):
+    """A key of an incremental view whose rows a committed write changed.
+
+    Inserted by the key-capture triggers in the writer's transaction, deleted by the
+    by-key refresh that recomputes the key's rows (``refresh/by_key.py``).
+    """
+
+    view_name = models.CharField(max_length=255, help_text="Meta.db_table of the view.")
+    key = models.TextField(help_text="The view's primary-key value, as JSON text.")
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["view_name", "id"], name="live_matview_keymark_view")]
+
+    def __str__(self) -> str:
+        return f"{self.view_name} key {self.key}"

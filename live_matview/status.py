@@ -13,7 +13,7 @@ from django.db.models import Count
 from .capture.source_map import source_map
 from .models import DirtyMark, ManagedView, MaterializedViewRefreshLog
 from .refresh.passes import mode_of
-from .schema import ddl, introspection
+from .schema import ddl, incremental
 from .schema.database_graph import database_graph, managed_models
 
 
@@ -64,7 +64,7 @@ def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
     with connection.cursor() as cursor:
         for model in graph.order(models):
             name = model._meta.db_table
-            oid = introspection.matview_oid(cursor, ddl.relation(model).quoted(connection))
+            oid = incremental.view_oid(cursor, connection, model)
             populated, rows, size = (
                 _relation_stats(cursor, oid) if oid is not None else (None, None, None)
             )

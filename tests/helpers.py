@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.db import connection
 
-from live_matview.schema import ddl, introspection
+from live_matview.schema import ddl, incremental, introspection
 
 
 def view_oid(model) -> int | None:
+    """The materialized view's oid (an incremental view's table)."""
     with connection.cursor() as cursor:
-        return introspection.matview_oid(cursor, ddl.relation(model).quoted(connection))
+        return incremental.view_oid(cursor, connection, model)
 
 
 def view_oids(models) -> dict:

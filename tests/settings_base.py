@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "live_matview",
     "tests.testapp",
+    "tests.incrementalapp",
 ]
 
 MIDDLEWARE = [

@@ -29,6 +29,7 @@ HEADINGS = [
     "== 4. Freshness latency",
     "== 5. Scale",
     "== 6. Old library",
+    "== 7. Incremental refresh",
 ]
 
 
@@ -69,4 +70,4 @@ def test_quick_benchmark_prints_every_table(scratch_database, tmp_path):
         assert heading in stdout, f"{heading!r} missing from:\n{stdout}"
     assert "failed:" not in stdout, stdout
     document = json.loads(json_path.read_text())
-    assert [scenario["number"] for scenario in document["scenarios"]] == [1, 2, 3, 4, 5, 6]
+    assert [scenario["number"] for scenario in document["scenarios"]] == [1, 2, 3, 4, 5, 6, 7]

@@ -18,7 +18,8 @@ from tests.helpers import database_url
 
 MANAGE_PY = Path(__file__).resolve().parent.parent / "example_project" / "manage.py"
 
-CT, PS, TOP = "CustomerTotals CONCURRENTLY", "ProductSales plain", "TopCustomers CONCURRENTLY"
+#: CustomerTotals is incremental: refreshed by key, with the number of keys a write touched.
+CT, PS, TOP = "CustomerTotals by key (1)", "ProductSales plain", "TopCustomers CONCURRENTLY"
 
 #: Each write of the demo (the start of its line) and the refreshes it must cause, in order.
 EXPECTED_REFRESHES = {
@@ -26,7 +27,9 @@ EXPECTED_REFRESHES = {
     "b. Customer.save()": [TOP],  # only TopCustomers reads shop_customer
     "c. transaction.atomic()": [CT, PS, TOP],  # 3 writes, 2 tables, 1 commit
     "d. QuerySet.update()": [CT, PS, TOP],
-    "e. bulk_create()": [CT, PS, TOP],
+    # 20 free lines in the orders of 6 customers: their totals are unchanged, so the
+    # by-key refresh changes no row and TopCustomers, built on it, is not refreshed.
+    "e. bulk_create()": ["CustomerTotals by key (6)", PS],
     "f. Raw SQL": [PS],  # shop_product: only ProductSales ("auto") reads it
     "g. delete()": [CT, PS, TOP],  # the order and its lines, in one transaction
     "with deferred_refresh()": [CT, PS, TOP],  # 10 autocommit saves
@@ -91,11 +94,13 @@ def test_demo_runs_twice_and_shows_the_views_following_the_writes(demo_database_
     assert "create   shop_customertotals (shop.CustomerTotals): does not exist" in first
     # The demo data: one transaction, so one refresh per view, parents before children.
     loaded = first.split("2. Writing the demo data")[1].split("\n3. ")[0]
-    assert re.findall(r"shop\.\w+ +(?:CONCURRENTLY|plain)", loaded) == [
-        "shop.CustomerTotals  CONCURRENTLY",
+    assert re.findall(r"shop\.\w+ +(?:CONCURRENTLY|plain|by key \(\d+\))", loaded) == [
+        "shop.CustomerTotals  by key (7)",  # the 7 customers who ordered
         "shop.ProductSales    plain",
         "shop.TopCustomers    CONCURRENTLY",
     ]
+    assert "CustomerTotals is incremental" in first
+    assert "refresh function for shop_customertotals written" in first
     assert "(no unique index usable by CONCURRENTLY)" in loaded
     assert "(populated, with a unique index)" in loaded
 

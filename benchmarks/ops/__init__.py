@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import coalescing, freshness, refreshes, setup, writes
+from . import coalescing, freshness, incremental, refreshes, setup, writes
 from .statements import count_statements
 
 
@@ -24,5 +24,9 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "coalesce": coalescing.coalesce,
     "refresh": refreshes.refresh,
     "latency": freshness.latency,
+    "ledger_save": incremental.ledger_save,
+    "ledger_bulk": incremental.ledger_bulk,
+    "ledger_refresh": incremental.ledger_refresh,
+    "pg_ivm_available": incremental.pg_ivm_available,
     "statements": statements,
 }

@@ -17,7 +17,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 DATABASES = {"default": json.loads(os.environ["LIVE_MATVIEW_BENCH_DB"])}
 
-INSTALLED_APPS = ["benchmarks.project.shop"]
+INSTALLED_APPS = ["benchmarks.project.shop", "benchmarks.project.ledger"]
 if VARIANT in ("triggers", "signals"):
     INSTALLED_APPS += ["pgtrigger", "live_matview", "benchmarks.project.views"]
 elif VARIANT == "oldlib":

@@ -1,4 +1,4 @@
-"""The six scenarios of the benchmark issue, in the order they print.
+"""The seven scenarios of the benchmark issue, in the order they print.
 
 Each ``run(ctx, result)`` fills the ``ScenarioResult`` it is given; the headings live
 here so a scenario that fails still prints its own.
@@ -10,7 +10,15 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..report import ScenarioResult
-from . import coalescing, freshness, old_library, refresh_overhead, scale, write_overhead
+from . import (
+    coalescing,
+    freshness,
+    incremental,
+    old_library,
+    refresh_overhead,
+    scale,
+    write_overhead,
+)
 from .common import Context
 
 
@@ -39,5 +47,11 @@ SCENARIOS = [
     Scenario("freshness", 4, "Freshness latency (commit → view shows the write)", freshness.run),
     Scenario("scale", 5, "Scale (refresh time and write overhead vs table size)", scale.run),
     Scenario("oldlib", 6, "Old library (django-materialized-view 0.1.6.2)", old_library.run),
+    Scenario(
+        "incremental",
+        7,
+        "Incremental refresh (the writer's wait, by key vs full refresh, by size)",
+        incremental.run,
+    ),
 ]
 BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}

@@ -11,9 +11,12 @@ from django.db.models import Model
 
 from .. import conf
 from .._compat import sql
+from ..schema.incremental_refresh import sync_refresh_functions
 from ..views.declaration import ViewModel
 from ..views.graph import DependencyGraph
+from ..views.incremental import is_incremental
 from ..views.names import RelationName, as_string
+from .keys import sync_key_capture
 from .source_map import build_source_map, relation_oids, table_keys
 from .triggers import TRIGGER_NAME, ensure_triggers, trigger, trigger_models
 
@@ -26,11 +29,12 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
     source_map = build_source_map(connection.alias, graph)
     tables = set().union(*source_map.direct_tables.values()) if source_map.direct_tables else set()
     oids = relation_oids(cursor, connection, tables)
+    keyed = conf.capture() == "triggers"  # incremental views: key triggers mark them
     wanted = {
         (oids[table], view._meta.db_table)
         for view, view_tables in source_map.direct_tables.items()
         for table in view_tables
-        if table in oids
+        if table in oids and not (keyed and is_incremental(view))
     }
     cursor.execute("SELECT relid, view_name FROM live_matview_source")
     present = {(int(relid), name) for relid, name in cursor.fetchall()}
@@ -47,6 +51,9 @@ def sync_capture(cursor: Any, connection: Any, graph: DependencyGraph) -> list[s
         for label in ensure_triggers(connection.alias, models):
             changes.append(f"capture trigger installed on {label}")
         changes.extend(_drop_stale_triggers(cursor, connection, models))
+    changes.extend(sync_key_capture(cursor, connection, graph.nodes if keyed else []))
+    # Incremental views' refresh functions (not capture, but written in the same sync).
+    changes.extend(sync_refresh_functions(cursor, connection, graph.nodes))
     return changes
 
 

@@ -17,10 +17,11 @@ from ..capture.source_map import source_map
 from ..capture.statements import marks_covered
 from ..exceptions import RefreshError
 from ..models import MaterializedViewRefreshLog
-from ..schema import ddl, introspection
+from ..schema import ddl, incremental, introspection
 from ..schema.database_graph import database_graph
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
+from ..views.incremental import is_incremental
 from .locking import RETRYABLE, acquire, in_callers_transaction, own_transaction, sqlstate
 from .log import record_outcome, write_log
 
@@ -41,8 +42,13 @@ class RefreshMode:
     reason: str
 
 
+REBUILD_REASON = "incremental view rebuilt by DELETE and INSERT: readers keep the old rows"
+
+
 def choose_mode(model: ViewModel, cursor: Any, oid: int, requested: bool | None) -> RefreshMode:
     """CONCURRENTLY keeps readers going but needs a populated view with a unique index."""
+    if is_incremental(model):
+        return RefreshMode(False, REBUILD_REASON)
     if requested is None:
         requested = model.refresh_concurrently
     if not introspection.is_populated(cursor, oid):
@@ -183,7 +189,7 @@ def _refresh_once(
         if only_if_marked and not has_marks(cursor, model._meta.db_table):
             return Skipped.CLEAN
         clock = time.monotonic()
-        oid = introspection.matview_oid(cursor, quoted)
+        oid = incremental.view_oid(cursor, connection, model)
         problem = database_graph(alias).broken.get(model)
         if problem is not None:
             # The stored definition would still refresh, but it may no longer be what the
@@ -203,9 +209,8 @@ def _refresh_once(
             try:
                 with transaction.atomic(using=alias):
                     _delete_marks(cursor, model, nested=nested)
-                    cursor.execute(
-                        ddl.refresh_view(model, connection, concurrently=attempt.mode.concurrently)
-                    )
+                    for statement, params in _refresh_statements(model, connection, attempt.mode):
+                        cursor.execute(statement, params)
                     _mark_dependents(cursor, model, alias, refreshed)
             except DatabaseError as exc:
                 if retry and sqlstate(exc) in RETRYABLE:
@@ -242,6 +247,16 @@ def _delete_marks(cursor: Any, model: ViewModel, *, nested: bool) -> None:
         "FROM live_matview_source WHERE view_name = %s",
         [name, name],
     )
+
+
+def _refresh_statements(
+    model: ViewModel, connection: Any, mode: RefreshMode
+) -> list[tuple[str, list[Any] | None]]:
+    if not is_incremental(model):
+        return [(ddl.refresh_view(model, connection, concurrently=mode.concurrently), None)]
+    # A full rebuild covers the keys marked before it, too.
+    keymarks = ("DELETE FROM live_matview_keymark WHERE view_name = %s", [model._meta.db_table])
+    return [keymarks, *((s, None) for s in incremental.rebuild_statements(model, connection))]
 
 
 def _mark_dependents(

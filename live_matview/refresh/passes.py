@@ -17,9 +17,11 @@ from django.utils import timezone
 from .. import conf
 from ..capture.source_map import source_map
 from ..exceptions import RefreshError
-from ..models import DirtyMark, ManagedView, MaterializedViewRefreshLog
+from ..models import DirtyMark, KeyMark, ManagedView, MaterializedViewRefreshLog
 from ..schema.database_graph import database_graph, managed_models
 from ..views.declaration import ViewModel
+from ..views.incremental import is_incremental
+from .by_key import refresh_by_key
 from .full import Skipped, refresh_view
 
 logger = logging.getLogger("live_matview.scheduler")
@@ -82,15 +84,20 @@ def refresh_pass(
             result.waiting.append(view)
             continue
         try:
-            log = refresh_view(
-                view,
-                using=using,
-                trigger=trigger,
-                wait=wait,
-                max_wait=max_wait,
-                only_if_marked=True,
-                refreshed=done,
-            )
+            if is_incremental(view):
+                log = refresh_by_key(
+                    view, using=using, trigger=trigger, wait=wait, only_if_marked=True
+                )
+            else:
+                log = refresh_view(
+                    view,
+                    using=using,
+                    trigger=trigger,
+                    wait=wait,
+                    max_wait=max_wait,
+                    only_if_marked=True,
+                    refreshed=done,
+                )
         except RefreshError:
             result.failed.append(view)
             blocked |= graph.descendants([view])
@@ -122,7 +129,8 @@ def _retry_times(using: str, views: list[ViewModel]) -> dict[str, Any]:
 def marked_views(using: str) -> set[ViewModel]:
     """The view models of database ``using`` that have pending marks."""
     by_name = {view._meta.db_table: view for view in managed_models(using)}
-    names = DirtyMark.objects.using(using).values_list("view_name", flat=True).distinct()
+    names = set(DirtyMark.objects.using(using).values_list("view_name", flat=True).distinct())
+    names |= set(KeyMark.objects.using(using).values_list("view_name", flat=True).distinct())
     return {by_name[name] for name in names if name in by_name}
 
 

@@ -16,7 +16,7 @@ from .. import conf
 from ..views.declaration import ViewModel
 from ..views.graph import DependencyGraph
 from ..views.registry import view_models
-from . import ddl, introspection
+from . import incremental, introspection
 
 _cache: dict[str, tuple[float, DependencyGraph]] = {}
 _cache_lock = threading.Lock()
@@ -28,10 +28,10 @@ def managed_models(using: str) -> list[ViewModel]:
 
 
 def existing_views(cursor: Any, connection: Any, models: list[ViewModel]) -> dict[ViewModel, int]:
-    """Oids of the models' materialized views that exist."""
+    """Oids of the models' views that exist (an incremental view's table)."""
     oids = {}
     for model in models:
-        oid = introspection.matview_oid(cursor, ddl.relation(model).quoted(connection))
+        oid = incremental.view_oid(cursor, connection, model)
         if oid is not None:
             oids[model] = oid
     return oids

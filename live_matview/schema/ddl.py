@@ -8,6 +8,7 @@ from django.db.models import UniqueConstraint
 
 from .._compat import sql
 from ..views.declaration import ViewModel
+from ..views.incremental import is_incremental
 from ..views.names import RelationName, as_string, derived_name
 from ..views.query import view_sql
 
@@ -60,7 +61,7 @@ def index_statements(model: ViewModel, connection: BaseDatabaseWrapper) -> dict[
     materialized view can have)."""
     statements: dict[str, str] = {}
     table = relation(model)
-    if model.create_pkey_index:
+    if model.create_pkey_index and not is_incremental(model):  # its primary key is the index
         name = pkey_index_name(model)
         statements[name] = _unique_index(connection, name, table, [model._meta.pk.column])
     for constraint in model._meta.constraints:

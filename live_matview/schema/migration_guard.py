@@ -9,7 +9,8 @@ held for them, with their indexes, still in the migration's transaction. So the 
 never missing between the migrations and the sync, which then rebuilds any whose query
 changed. Should an old definition no longer build on the altered table, that view waits
 for the sync. Views this library does not manage are never dropped: the original error is
-raised instead.
+raised instead. An incremental view's query view (``<table>_lmv_query``) is dropped and
+created again the same way; its table, which reads nothing, stays as it is.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from django.db import DatabaseError, connections, transaction
 from .._compat import sqlstate
 from ..models import ManagedView
 from ..views.names import RelationName
-from . import ddl, introspection
+from . import ddl, incremental, introspection
 from .database_graph import managed_models
 from .planning import legacy_view_names
 
@@ -47,18 +48,23 @@ class _SavedView:
     name: str  # regclass text: quoted by PostgreSQL where needed
     definition: str
     indexes: tuple[str, ...]
+    kind: str = "m"  # "v": an incremental view's query view
 
     @classmethod
-    def read(cls, cursor: Any, oid: int, name: str) -> _SavedView:
+    def read(cls, cursor: Any, oid: int, name: str, kind: str = "m") -> _SavedView:
         definition = introspection.view_definition(cursor, oid).strip().rstrip(";")
         cursor.execute(
             "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY 1",
             [oid],
         )
-        return cls(name, definition, tuple(row[0] for row in cursor.fetchall()))
+        return cls(name, definition, tuple(row[0] for row in cursor.fetchall()), kind)
 
     def create_sql(self) -> str:
-        return f"CREATE MATERIALIZED VIEW {self.name} AS {self.definition}"
+        what = "VIEW" if self.kind == "v" else "MATERIALIZED VIEW"
+        return f"CREATE {what} {self.name} AS {self.definition}"
+
+    def drop_sql(self) -> str:
+        return f"DROP VIEW {self.name}" if self.kind == "v" else ddl.drop_view(self.name)
 
 
 class _ViewsInTheWay:
@@ -99,7 +105,7 @@ class _ViewsInTheWay:
             if not readers:
                 return saved
             ours = _managed_names(cursor, connection)
-            foreign = [name for _oid, kind, name in readers if kind != "m" or name not in ours]
+            foreign = [name for _oid, kind, name in readers if (kind, name) not in ours]
             if foreign:
                 logger.error(
                     "Cannot drop %s to alter %s: not managed by live_matview.",
@@ -107,11 +113,11 @@ class _ViewsInTheWay:
                     table,
                 )
                 return saved
-            saved = [_SavedView.read(cursor, reader, name) for reader, _kind, name in readers]
-            for _oid, _kind, name in reversed(readers):
-                cursor.execute(ddl.drop_view(name))
-                self.dropped.append(name)
-                logger.info("Dropped %s so that %s can be altered.", name, table)
+            saved = [_SavedView.read(cursor, reader, name, kind) for reader, kind, name in readers]
+            for view in reversed(saved):
+                cursor.execute(view.drop_sql())
+                self.dropped.append(view.name)
+                logger.info("Dropped %s so that %s can be altered.", view.name, table)
         return saved
 
     def _restore(self, saved: list[_SavedView]) -> None:
@@ -134,17 +140,25 @@ class _ViewsInTheWay:
                 self.restored.append(view.name)
 
 
-def _managed_names(cursor: Any, connection: Any) -> set[str]:
-    """Managed views as ``regclass`` text, the form ``dependent_views`` reports names in."""
+def _managed_names(cursor: Any, connection: Any) -> set[tuple[str, str]]:
+    """(relkind, ``regclass`` text) of the managed views, as ``dependent_views`` reports
+    them: materialized views, and the query views of incremental views ("v")."""
     names = {model._meta.db_table for model in managed_models(connection.alias)}
     names |= set(ManagedView.objects.using(connection.alias).values_list("view_name", flat=True))
     names |= legacy_view_names(cursor)
-    oids = [
-        oid
-        for name in names
-        if (oid := introspection.matview_oid(cursor, RelationName.parse(name).quoted(connection)))
-    ]
-    return set(introspection.relation_names(cursor, oids).values())
+    matviews, query_views = [], []
+    for name in names:
+        relation = RelationName.parse(name)
+        if oid := introspection.matview_oid(cursor, relation.quoted(connection)):
+            matviews.append(oid)
+        elif incremental.stored_oid(cursor, connection, relation) is not None:
+            query = incremental.query_view(relation).quoted(connection)
+            if (query_oid := introspection.relation_oid(cursor, query)) is not None:
+                query_views.append(query_oid)
+    found = {("m", name) for name in introspection.relation_names(cursor, matviews).values()}
+    return found | {
+        ("v", name) for name in introspection.relation_names(cursor, query_views).values()
+    }
 
 
 @contextmanager

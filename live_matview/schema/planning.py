@@ -19,9 +19,10 @@ from ..exceptions import LiveMatviewError, SyncError
 from ..models import ManagedView
 from ..views.declaration import ViewModel
 from ..views.graph import DependencyGraph
+from ..views.incremental import is_incremental
 from ..views.names import RelationName
 from ..views.query import describe_source
-from . import ddl, introspection
+from . import ddl, incremental, introspection
 from .database_graph import build_graph, existing_views, managed_models
 
 PROBE_NAME = "live_matview_probe"
@@ -121,12 +122,18 @@ def _plan_model(
     name = model._meta.db_table
     indexes = _declared_indexes(model, connection)
     if oid is None:
+        switched = _stored_as_other_kind(cursor, connection, model, records)
+        if switched is not None:
+            reason = "switches to {} refresh (a rebuild)".format(
+                "incremental" if is_incremental(model) else "full"
+            )
+            return ViewAction(RECREATE, name, reason, model, switched, indexes)
         return ViewAction(CREATE, name, "does not exist", model, None, indexes)
     rebuilt_parents = sorted(parent._meta.label for parent in graph.parents[model] & rebuilt)
     if rebuilt_parents:
         reason = f"reads {', '.join(rebuilt_parents)}, which is rebuilt"
         return ViewAction(RECREATE, name, reason, model, oid, indexes)
-    if _probe_definition(cursor, connection, model) != introspection.view_definition(cursor, oid):
+    if _probe_definition(cursor, connection, model) != _definition(cursor, connection, model, oid):
         return ViewAction(RECREATE, name, "definition changed", model, oid, indexes)
     present = introspection.index_names(cursor, oid)
     record = records.get(name)
@@ -139,6 +146,25 @@ def _plan_model(
     if record.index_digest != index_digest(indexes) or not set(indexes) <= present:
         return ViewAction(REINDEX, name, "declared indexes changed", model, oid, indexes)
     return ViewAction(KEEP, name, "unchanged", model, oid, indexes)
+
+
+def _stored_as_other_kind(
+    cursor: Any, connection: Any, model: ViewModel, records: dict[str, ManagedView]
+) -> int | None:
+    """The oid of this view stored the other way (a materialized view for an incremental
+    model, or the reverse) when it is ours to rebuild."""
+    name = ddl.relation(model)
+    if is_incremental(model):
+        if model._meta.db_table not in records:
+            return None
+        return introspection.matview_oid(cursor, name.quoted(connection))
+    return incremental.stored_oid(cursor, connection, name)
+
+
+def _definition(cursor: Any, connection: Any, model: ViewModel, oid: int) -> str:
+    if is_incremental(model):
+        return incremental.stored_definition(cursor, connection, ddl.relation(model))
+    return introspection.view_definition(cursor, oid)
 
 
 def _declared_indexes(model: ViewModel, connection: Any) -> dict[str, str]:
@@ -210,7 +236,9 @@ def _plan_removals(
     legacy = legacy_view_names(cursor)
     for name in sorted((set(records) | legacy) - wanted):
         quoted = RelationName.parse(name).quoted(connection)
-        oid = introspection.matview_oid(cursor, quoted)
+        oid = introspection.matview_oid(cursor, quoted) or incremental.stored_oid(
+            cursor, connection, RelationName.parse(name)
+        )
         is_legacy = name not in records
         if oid is not None:
             yield ViewAction(DROP, name, "its model is gone", oid=oid, legacy=is_legacy)

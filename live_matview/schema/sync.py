@@ -16,8 +16,9 @@ from .._compat import savepoint_create, sqlstate
 from ..exceptions import SyncError
 from ..models import ManagedView
 from ..views.declaration import ViewModel
+from ..views.incremental import is_incremental
 from ..views.query import describe_source
-from . import ddl, introspection
+from . import ddl, incremental, introspection
 from .lock import SYNC_LOCK_KEY as SYNC_LOCK_KEY  # where callers found it before
 from .planning import (
     ADOPT,
@@ -65,7 +66,11 @@ def _drop(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> None:
 def _execute_drop(cursor: Any, action: ViewAction, quoted: str) -> None:
     savepoint = savepoint_create(using=cursor.db.alias)
     try:
-        cursor.execute(ddl.drop_view(quoted))
+        if action.oid is not None and introspection.relkind(cursor, action.oid) == "r":
+            for statement in incremental.drop_statements(cursor, cursor.db, action.oid):
+                cursor.execute(statement)
+        else:
+            cursor.execute(ddl.drop_view(quoted))
     except DatabaseError as exc:
         transaction.savepoint_rollback(savepoint, using=cursor.db.alias)
         if sqlstate(exc) == DEPENDENT_OBJECTS_STILL_EXIST and action.oid is not None:
@@ -92,7 +97,8 @@ def _create(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> Non
             assert action.model is not None
             savepoint = savepoint_create(using=connection.alias)
             try:
-                cursor.execute(ddl.create_view(action.model, connection))
+                for statement in _create_statements(action.model, connection):
+                    cursor.execute(statement)
             except DatabaseError as exc:
                 transaction.savepoint_rollback(savepoint, using=connection.alias)
                 if sqlstate(exc) != UNDEFINED_TABLE:
@@ -109,6 +115,12 @@ def _create(cursor: Any, connection: BaseDatabaseWrapper, plan: SyncPlan) -> Non
         pending = [action for action, _exc in waiting]
 
 
+def _create_statements(model: ViewModel, connection: BaseDatabaseWrapper) -> list[str]:
+    if is_incremental(model):
+        return incremental.create_statements(model, connection)
+    return [ddl.create_view(model, connection)]
+
+
 def _create_error(model: ViewModel, exc: BaseException) -> SyncError:
     return SyncError(
         f"Cannot create {model._meta.label} (query from {describe_source(model)}): "
@@ -121,7 +133,7 @@ def _index(cursor: Any, action: ViewAction, *, replace: bool) -> None:
     assert model is not None
     connection = cursor.db
     table = ddl.relation(model)
-    oid = introspection.matview_oid(cursor, table.quoted(connection))
+    oid = incremental.view_oid(cursor, connection, model)
     assert oid is not None
     present = introspection.index_names(cursor, oid)
     if replace:

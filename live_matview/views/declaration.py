@@ -8,7 +8,7 @@ them has to import the public face.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from django.db import models
@@ -44,8 +44,13 @@ class ViewDeclaration(models.Model, metaclass=MaterializedViewModelBase):
     #: Add a unique index on the primary-key column, which makes ``CONCURRENTLY`` possible.
     create_pkey_index: ClassVar[bool] = False
     #: Models (or ``"app_label.Model"`` strings) whose writes make this view stale, or
-    #: ``"auto"`` to take them from the view's definition as PostgreSQL records it.
-    refresh_on: ClassVar[Sequence[type[models.Model] | str] | Literal["auto"]] = ()
+    #: ``"auto"`` to take them from the view's definition as PostgreSQL records it; or a
+    #: dict ``{source: "lookup__to_the_key"}``, which makes the view incremental.
+    refresh_on: ClassVar[
+        Sequence[type[models.Model] | str]
+        | Mapping[type[models.Model] | str, str]
+        | Literal["auto"]
+    ] = ()
     #: ``"on_commit"``, ``"async"`` or ``"manual"``; ``None`` follows LIVE_MATVIEW_REFRESH_MODE.
     refresh_mode: ClassVar[str | None] = None
     #: Seconds: at most one refresh per window (async mode and the worker).

@@ -1,12 +1,15 @@
-"""Two aggregate views, each with a unique pk index (so CONCURRENTLY is possible).
+"""Aggregate views, each with a unique primary key (so CONCURRENTLY is possible).
 
 ``CustomerTotals`` reads orders and customers, ``ProductSales`` orders and products: a
-write to orders dirties both, a write to customers or products one each.
+write to orders dirties both, a write to customers or products one each. Scenario
+7's ``FullAccountTotals`` and ``IncAccountTotals`` run one query over two copies of the
+ledger tables, refreshed fully and by key.
 """
 
 from django.db import models
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 
+from benchmarks.project.ledger.models import Account, FullLine, FullSale, IncLine, IncSale
 from benchmarks.project.shop.models import Customer, Order, Product
 from live_matview import MaterializedViewModel
 
@@ -41,3 +44,55 @@ class ProductSales(MaterializedViewModel):
         return Order.objects.values("product_id").annotate(
             sold=Sum("quantity"), revenue=Sum("amount")
         )
+
+
+def _account_totals(line_model):
+    """Per account: its sales, their lines, units and revenue (scenario 7)."""
+    return (
+        line_model.objects.values(account_id=F("sale__account_id"))
+        .annotate(
+            sales=Count("sale_id", distinct=True),
+            lines=Count("id"),
+            units=Sum("quantity"),
+            revenue=Sum(F("quantity") * F("price")),
+        )
+        .order_by()
+    )
+
+
+class _AccountTotals(MaterializedViewModel):
+    account = models.OneToOneField(
+        Account,
+        primary_key=True,
+        db_column="account_id",
+        related_name="+",
+        on_delete=models.DO_NOTHING,
+    )
+    sales = models.IntegerField()
+    lines = models.IntegerField()
+    units = models.BigIntegerField()
+    revenue = models.DecimalField(max_digits=20, decimal_places=2)
+
+    class Meta:
+        abstract = True
+
+
+class FullAccountTotals(_AccountTotals):
+    """Refreshed whole after every write (REFRESH ... CONCURRENTLY)."""
+
+    create_pkey_index = True
+    refresh_on = [FullSale, FullLine]
+
+    @staticmethod
+    def get_query_from_queryset():
+        return _account_totals(FullLine)
+
+
+class IncAccountTotals(_AccountTotals):
+    """The same query over its own copy of the tables, refreshed by key."""
+
+    refresh_on = {IncSale: "account", IncLine: "sale__account"}
+
+    @staticmethod
+    def get_query_from_queryset():
+        return _account_totals(IncLine)

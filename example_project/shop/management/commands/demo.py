@@ -12,6 +12,7 @@ import io
 import math
 import os
 import random
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
@@ -81,6 +82,11 @@ class Command(BaseCommand):
             "live_matview demo: a coffee shop whose dashboard is three materialized views.",
             indent=0,
         )
+        self.say(
+            "CustomerTotals is incremental: a write recomputes only the rows of the customers "
+            "it touched (by key).",
+            indent=0,
+        )
 
         self.heading("Creating the tables and the materialized views (migrate_with_views)")
         self.migrate()
@@ -114,7 +120,7 @@ class Command(BaseCommand):
         applied = sum(line.strip().startswith("Applying ") for line in lines)
         self.say(f"{applied} migrations applied." if applied else "Tables already up to date.")
         if "Materialized views:" in lines:
-            for line in lines[lines.index("Materialized views:") :]:
+            for line in _grouped(lines[lines.index("Materialized views:") :]):
                 self.say(line.strip(), indent=4 if line.startswith(" ") else 2)
 
     def clear_demo_data(self) -> None:
@@ -158,7 +164,7 @@ class Command(BaseCommand):
         """One line per refresh, from its log row: how it ran, how long it took, and why."""
         width = max(len(view._meta.label) for view in VIEWS)
         for view, log in refreshes.refreshed:
-            mode = "CONCURRENTLY" if log.concurrently else "plain"
+            mode = _how(log)
             milliseconds = log.duration.total_seconds() * 1000 if log.duration else 0.0
             self.say(
                 f"{view._meta.label:<{width}}  {mode:<12} {milliseconds:5.1f} ms  ({log.reason})"
@@ -169,7 +175,7 @@ class Command(BaseCommand):
     def print_dashboard(self) -> None:
         customer_rows = CustomerTotals.objects.select_related("customer").order_by("-revenue")
         self.table(
-            "Customer totals (CustomerTotals: a QuerySet)",
+            "Customer totals (CustomerTotals: a QuerySet, incremental)",
             ["customer", "orders", "revenue", "last order"],
             [[r.customer.name, r.orders, r.revenue, r.last_order] for r in customer_rows],
         )
@@ -374,11 +380,8 @@ class Command(BaseCommand):
 
     @staticmethod
     def refresh_summary(refreshes: RefreshRecorder) -> str:
-        """``-> 2 refreshes: CustomerTotals CONCURRENTLY, TopCustomers CONCURRENTLY``."""
-        done = [
-            f"{view.__name__} {'CONCURRENTLY' if log.concurrently else 'plain'}"
-            for view, log in refreshes.refreshed
-        ]
+        """``-> 2 refreshes: CustomerTotals by key (1), TopCustomers CONCURRENTLY``."""
+        done = [f"{view.__name__} {_how(log)}" for view, log in refreshes.refreshed]
         done += [f"{view.__name__} FAILED ({log.error})" for view, log in refreshes.failed]
         count = len(refreshes.refreshed)
         summary = f"-> {count} refresh{'' if count == 1 else 'es'}"
@@ -413,6 +416,44 @@ class Command(BaseCommand):
         self.say(line(headers), indent=4)
         for row in cells:
             self.say(line(row), indent=4)
+
+
+_KEY_TRIGGER = re.compile(r"(\s*capture\s+)key capture trigger (\w+) installed on (\S+)")
+_KEY_FUNCTION = re.compile(r"(\s*capture\s+)key capture function for (\S+) written")
+
+
+def _grouped(lines: list[str]) -> list[str]:
+    """The sync's report, with a table's key capture function and its four triggers on
+    one line."""
+    events: dict[str, list[str]] = {}
+    for line in lines:
+        match = _KEY_TRIGGER.fullmatch(line)
+        if match is not None:
+            events.setdefault(match.group(3), []).append(match.group(2))
+    out = []
+    for line in lines:
+        match = _KEY_TRIGGER.fullmatch(line)
+        function = _KEY_FUNCTION.fullmatch(line)
+        if function is not None and function.group(2) in events:
+            continue  # said with its triggers
+        if match is None:
+            out.append(line)
+        elif match.group(2) == events[match.group(3)][0]:
+            prefix, _event, table = match.groups()
+            out.append(
+                f"{prefix}key capture function and triggers ({', '.join(events[table])}) on {table}"
+            )
+    return out
+
+
+def _how(log: Any) -> str:
+    """How a refresh ran: ``by key (2)`` (an incremental view, 2 keys), ``full rebuild``,
+    ``CONCURRENTLY`` or ``plain``."""
+    if log.kind == "by_key":
+        return f"by key ({log.keys})"
+    if log.concurrently is None:
+        return "full rebuild"
+    return "CONCURRENTLY" if log.concurrently else "plain"
 
 
 def _row_order(key: tuple[str, str]) -> tuple[int, int, str]:
