@@ -46,11 +46,20 @@ def schema() -> str:
     return str(_get("SCHEMA", "public"))
 
 
+def retry_base() -> float:
+    """Seconds before a view that failed once is tried again; doubled per further failure."""
+    return float(_get("RETRY_BASE", 5.0))
+
+
+def retry_max() -> float:
+    """The longest back-off, in seconds, however often a view failed."""
+    return float(_get("RETRY_MAX", 3600.0))
+
+
 def retry_backoff(failures: int) -> float:
-    """Seconds before a view that failed ``failures`` times in a row is tried again."""
-    base = float(_get("RETRY_BASE", 5.0))
-    cap = float(_get("RETRY_MAX", 3600.0))
-    return float(min(cap, base * 2 ** max(0, failures - 1)))
+    """Seconds before a view that failed ``failures`` times in a row is tried again
+    (``live_matview_refresh()`` computes the same on the server, from the two settings)."""
+    return float(min(retry_max(), retry_base() * 2 ** max(0, failures - 1)))
 
 
 def cache_seconds() -> float:

@@ -159,8 +159,12 @@ def test_refresh_rebuilds_fully_and_logs_it():
     Sale.objects.create(client=client, amount=3)
     execute("DELETE FROM incrementalapp_clienttotals")  # as if it had drifted
     log = ClientTotals.refresh()
-    assert (log.kind, log.keys, log.concurrently) == ("full", None, False)
+    # A table rebuilt by its refresh function: CONCURRENTLY does not apply (None).
+    assert (log.kind, log.keys, log.concurrently) == ("full", None, None)
+    assert log.trigger == "manual"
     assert_fresh()
+    stored = MaterializedViewRefreshLog.objects.get(pk=log.pk)
+    assert (stored.kind, stored.failed) == ("full", False)
 
 
 def test_a_large_change_falls_back_to_a_full_rebuild():

@@ -6,10 +6,11 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from live_matview import RefreshError
-from live_matview.models import MaterializedViewRefreshLog
+from live_matview.models import ManagedView, MaterializedViewRefreshLog
 from live_matview.signals import refresh_failed, view_refreshed
 from tests.helpers import execute
 from tests.testapp.models import (
@@ -124,6 +125,66 @@ def test_signals():
         ("ok", CustomerTotals, ok.pk, "default"),
         ("failed", ItemSales, excinfo.value.log_id, "default"),
     ]
+
+
+LOG_FIELDS = (
+    "id", "view_name", "database", "started_at", "updated_at", "duration", "lock_wait",
+    "failed", "concurrently", "reason", "trigger", "error",
+)  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_sends_one_statement_in_one_transaction(customer):
+    """Lock, mode, marks, REFRESH, dependents, log and state rows: one round trip, which
+    is its own transaction (an implicit one: no BEGIN or COMMIT is sent, and Django would
+    record them as statements if they were)."""
+    Order.objects.create(customer=customer, amount=5)
+    with CaptureQueriesContext(connection) as queries:
+        log = CustomerTotals.refresh()
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SELECT")
+    assert "live_matview_refresh(" in statements[0]
+    assert connection.get_autocommit()
+    # The returned log row was built from the function's result, and is the stored one.
+    stored = MaterializedViewRefreshLog.objects.get(pk=log.pk)
+    assert [getattr(log, f) for f in LOG_FIELDS] == [getattr(stored, f) for f in LOG_FIELDS]
+    assert log.concurrently is True
+    assert not log._state.adding
+    state = ManagedView.objects.get(view_name="testapp_customertotals")
+    assert (state.consecutive_failures, state.last_refreshed_at) == (0, log.updated_at)
+    assert BigSpenders.objects.filter(customer_id=customer.pk).count() == 0  # marked only
+    assert CustomerTotals.objects.get().total == 5
+
+
+def test_a_refresh_inside_atomic_sends_one_statement_in_a_savepoint():
+    CustomerTotals.refresh()  # the view graph and source map are read once, then cached
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        CustomerTotals.refresh()
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) == 3, statements
+    assert statements[0].startswith("SAVEPOINT")
+    assert statements[1].startswith("SELECT * FROM")
+    assert "live_matview_refresh(" in statements[1]
+    assert statements[2].startswith("RELEASE SAVEPOINT")
+
+
+def test_failures_back_off_on_the_server(settings):
+    settings.LIVE_MATVIEW_RETRY_BASE = 10
+    settings.LIVE_MATVIEW_RETRY_MAX = 25
+    delays = []
+    for _ in range(3):
+        with pytest.raises(RefreshError):
+            ItemSales.refresh(concurrently=True)
+        state = ManagedView.objects.get(view_name="testapp_itemsales")
+        log = MaterializedViewRefreshLog.objects.filter(view_name="testapp_itemsales").first()
+        delays.append((state.next_retry_at - log.updated_at).total_seconds())
+        assert "unique index" in state.last_error
+    assert delays == [10, 20, 25]  # doubled per failure, capped
+    assert state.consecutive_failures == 3
+    ItemSales.refresh()
+    state.refresh_from_db()
+    assert (state.consecutive_failures, state.next_retry_at, state.last_error) == (0, None, "")
 
 
 def test_refresh_views_refreshes_parents_before_children():

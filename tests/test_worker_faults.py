@@ -57,7 +57,7 @@ def refresh_waiting_on_lock(url: str) -> bool:
     rows = query(
         url,
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND query LIKE 'REFRESH MATERIALIZED VIEW%%customertotals%%'",
+        "AND wait_event = 'relation' AND query LIKE '%%live_matview_refresh(%%customertotals%%'",
     )
     return rows == [(1,)]
 

@@ -23,6 +23,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "write": writes.write,
     "coalesce": coalescing.coalesce,
     "refresh": refreshes.refresh,
+    "tiny_pass": refreshes.tiny_pass,
     "latency": freshness.latency,
     "ledger_save": incremental.ledger_save,
     "ledger_bulk": incremental.ledger_bulk,

@@ -58,3 +58,30 @@ def _raise_if_old_refresh_failed() -> None:
     last = MaterializedViewRefreshLog.objects.order_by("-id").first()
     if last is None or last.failed:
         raise RuntimeError("django-materialized-view's refresh failed (see its log table)")
+
+
+TINY_VIEWS = 100
+
+
+def tiny_pass(how: str) -> float:
+    """Seconds to refresh 100 dirty tiny views: ``refresh_dirty()`` (the pass a worker
+    runs) or a hand loop of ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` over the same
+    views. Not timed: one UPDATE of their source, whose capture trigger marks all 100."""
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute('UPDATE "benchshop_tiny" SET value = value + 1')
+        if how == "hand":  # the hand loop consumes no marks: do not leave them to the next
+            cursor.execute("DELETE FROM live_matview_dirtymark")
+    if how == "hand":
+        names = [connection.ops.quote_name(f"benchviews_tiny{n:03d}") for n in range(TINY_VIEWS)]
+        with stopwatch() as elapsed, connection.cursor() as cursor:
+            for name in names:
+                cursor.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {name}")
+        return elapsed.seconds
+    from live_matview import refresh_dirty  # the library is installed in this variant only
+
+    with stopwatch() as elapsed:
+        result = refresh_dirty()
+    if len(result.refreshed) != TINY_VIEWS:
+        raise RuntimeError(f"refresh_dirty() refreshed {len(result.refreshed)} tiny views")
+    return elapsed.seconds

@@ -48,8 +48,8 @@ from ..models import MaterializedViewRefreshLog
 from ..schema.incremental_refresh import function_name
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
-from .full import Skipped
 from .log import record_outcome
+from .outcome import Skipped
 
 logger = logging.getLogger("live_matview.refresh")
 
@@ -66,16 +66,21 @@ def refresh_by_key(
     trigger: str = "on_commit",
     wait: bool = True,
     only_if_marked: bool = True,
+    full: bool = False,
 ) -> MaterializedViewRefreshLog | Skipped:
     """Bring an incremental view up to date with its marks; the log row, or why not.
 
+    ``full=True`` rebuilds it whole (``refresh()``, ``refresh_views``): a whole-view mark
+    is written first, in the same transaction, and the function then takes the rebuild.
     Raises ``RefreshError`` on failure (logged first), like ``full.refresh_view``.
     """
     alias = using or router.db_for_write(model)
     connection = connections[alias]
     started_at, clock = timezone.now(), time.monotonic()
     try:
-        row = _call(model, connection, wait=wait, only_if_marked=only_if_marked, trigger=trigger)
+        row = _call(
+            model, connection, wait=wait, only_if_marked=only_if_marked, trigger=trigger, full=full
+        )
     except DatabaseError as exc:
         raise _failed(model, alias, exc, started_at, time.monotonic() - clock, trigger) from exc
     outcome, kind, reason, keys, log_id, started, ended, state_found = row
@@ -107,11 +112,18 @@ def refresh_by_key(
 
 
 def _call(
-    model: ViewModel, connection: Any, *, wait: bool, only_if_marked: bool, trigger: str
+    model: ViewModel,
+    connection: Any,
+    *,
+    wait: bool,
+    only_if_marked: bool,
+    trigger: str,
+    full: bool = False,
 ) -> tuple[Any, ...]:
     """One call of the view's refresh function: its own transaction in autocommit (one
-    round trip), else a savepoint of the caller's transaction."""
-    own = connection.get_autocommit() and not connection.in_atomic_block
+    round trip), else a savepoint of the caller's transaction (or, for a full rebuild,
+    a transaction that first writes the whole-view mark)."""
+    own = connection.get_autocommit() and not connection.in_atomic_block and not full
     children = sorted(
         child._meta.db_table for child in source_map(connection.alias).dependents.get(model, ())
     )
@@ -135,6 +147,12 @@ def _call(
             cursor.execute(statement, params)
             return tuple(cursor.fetchone())
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        if full:
+            cursor.execute(
+                "INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
+                "VALUES (%s, %s, now())",
+                [model._meta.db_table, f"{trigger} refresh"],
+            )
         cursor.execute(statement, params)
         return tuple(cursor.fetchone())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Collection
@@ -13,27 +12,24 @@ from typing import Any, NoReturn
 from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
+from .. import conf
+from .._compat import sql
 from ..capture.source_map import source_map
 from ..capture.statements import marks_covered
 from ..exceptions import RefreshError
 from ..models import MaterializedViewRefreshLog
-from ..schema import ddl, incremental, introspection
+from ..schema import ddl, introspection
 from ..schema.database_graph import database_graph
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
 from ..views.incremental import is_incremental
+from ..views.names import as_string
+from .by_key import refresh_by_key
 from .locking import RETRYABLE, acquire, in_callers_transaction, own_transaction, sqlstate
 from .log import record_outcome, write_log
+from .outcome import Skipped
 
 logger = logging.getLogger("live_matview.refresh")
-
-
-class Skipped(enum.Enum):
-    """Why ``refresh_view`` did not refresh."""
-
-    BUSY = "another process holds the view's lock"
-    HANDED_OFF = "waited for the lock as long as allowed: the caller hands the view on"
-    CLEAN = "no marks left: a refresh after the write already covered it"
 
 
 @dataclass(frozen=True)
@@ -42,13 +38,8 @@ class RefreshMode:
     reason: str
 
 
-REBUILD_REASON = "incremental view rebuilt by DELETE and INSERT: readers keep the old rows"
-
-
 def choose_mode(model: ViewModel, cursor: Any, oid: int, requested: bool | None) -> RefreshMode:
     """CONCURRENTLY keeps readers going but needs a populated view with a unique index."""
-    if is_incremental(model):
-        return RefreshMode(False, REBUILD_REASON)
     if requested is None:
         requested = model.refresh_concurrently
     if not introspection.is_populated(cursor, oid):
@@ -78,10 +69,21 @@ def has_marks(cursor: Any, view_name: str) -> bool:
 #: deadlock (a caller's transaction cannot be run again, so inside one: a single attempt).
 ATTEMPTS = 3
 
+#: The library's own transactions run at READ COMMITTED whatever the connection's default
+#: (see ``locking``); sent in the same string as the refresh, so in the same transaction.
+_READ_COMMITTED = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+
+#: ``live_matview_refresh()``'s arguments after the view's, with their types.
+_ARGUMENT_TYPES = (
+    "text", "text", "boolean", "text", "text", "text[]", "integer", "boolean",
+    "float8", "boolean", "boolean", "boolean", "text", "text", "text", "float8", "float8",
+)  # fmt: skip
+
 
 @dataclass
 class _Attempt:
-    """What one attempt got to: filled in as it goes, so a failure can be logged honestly."""
+    """What one attempt got to, for the log row of an attempt that failed outside the
+    server-side refresh (the lock wait cancelled, the state row failing)."""
 
     started_at: Any
     clock: float = 0.0  # time.monotonic() at the start
@@ -103,11 +105,13 @@ def refresh_view(
 ) -> MaterializedViewRefreshLog | Skipped:
     """Refresh ``model`` now and return its log row; raise ``RefreshError`` on failure.
 
-    The view's marks are deleted and the REFRESH run in one savepoint: a failure restores
-    the marks (so the view stays dirty and is retried) and can still be written to the
-    log inside the caller's ``atomic()``. Marks of writes that commit while the refresh
-    runs are not visible to its DELETE, so they lead to another refresh. Every attempt
-    writes a log row, also one that failed on the lock or while recording its outcome.
+    One statement does it all (``live_matview_refresh()``, made by migration 0005): it
+    takes the view's lock, chooses the mode, deletes the marks and runs the REFRESH in a
+    subtransaction (a failure restores the marks, so the view stays dirty and is retried,
+    and is still logged inside the caller's ``atomic()``), marks the dependents and writes
+    the log and state rows. Marks of writes that commit while the refresh runs are not
+    visible to its DELETE, so they lead to another refresh. Every attempt writes a log
+    row, also one that failed on the lock or while recording its outcome.
 
     With ``wait=False`` a view another process is refreshing is left to it
     (``Skipped.BUSY``); with ``max_wait`` it is waited for that many seconds at most
@@ -116,38 +120,50 @@ def refresh_view(
     caller's commit has consumed them, and so covered its write. ``refreshed`` are the
     views the current pass has refreshed already: they are not marked again (a cycle).
     """
+    if is_incremental(model):
+        # Stored as a table that only its refresh function writes: a full rebuild is
+        # that function after a whole-view mark (CONCURRENTLY does not apply to it).
+        return refresh_by_key(
+            model, using=using, trigger=trigger, wait=wait, only_if_marked=False, full=True
+        )
     alias = using or router.db_for_write(model)
     connection = connections[alias]
     nested = in_callers_transaction(connection)
     attempts = 1 if nested else ATTEMPTS
+    arguments = _arguments(
+        model,
+        alias,
+        concurrently=model.refresh_concurrently if concurrently is None else concurrently,
+        trigger=trigger,
+        wait=wait,
+        max_wait=max_wait,
+        only_if_marked=only_if_marked,
+        nested=nested,
+        refreshed=refreshed,
+    )
     number = 0
     while True:
         number += 1
         attempt = _Attempt(started_at=timezone.now(), clock=time.monotonic())
         try:
-            outcome = _refresh_once(
-                model,
-                alias,
-                attempt,
-                concurrently=concurrently,
-                trigger=trigger,
-                wait=wait,
-                max_wait=max_wait,
-                only_if_marked=only_if_marked,
-                refreshed=refreshed,
-                retry=number < attempts,
-            )
+            row = _call(connection, arguments, nested=nested, retry=number < attempts)
         except DatabaseError as exc:
             if number < attempts and sqlstate(exc) in RETRYABLE:
                 logger.info("Refresh of %s hit %s; trying again", model._meta.label, exc)
                 continue
             _refresh_failed(model, alias, _log_failure(model, alias, attempt, trigger, exc), exc)
         break
-    if isinstance(outcome, Skipped):
-        return outcome
-    log, error = outcome
-    if error is not None:
-        _refresh_failed(model, alias, log, error)
+    outcome = row[0]
+    if outcome == "busy":
+        return Skipped.BUSY
+    if outcome == "clean":
+        return Skipped.CLEAN
+    log = _log_row(model, alias, trigger, row)
+    if outcome == "handed_off":
+        logger.info("%s: %s", model._meta.label, log.reason)
+        return Skipped.HANDED_OFF
+    if outcome == "failed":
+        _refresh_failed(model, alias, log, _error(model, log, row[5]))
     if nested:
         marks_covered(connection)
     logger.info(
@@ -161,123 +177,128 @@ def refresh_view(
     return log
 
 
-def _refresh_once(
+def _arguments(
     model: ViewModel,
     alias: str,
-    attempt: _Attempt,
     *,
     concurrently: bool | None,
     trigger: str,
     wait: bool,
     max_wait: float | None,
     only_if_marked: bool,
+    nested: bool,
     refreshed: Collection[ViewModel],
-    retry: bool,
-) -> tuple[MaterializedViewRefreshLog, BaseException | None] | Skipped:
+) -> list[Any]:
+    """``live_matview_refresh()``'s arguments; settings are read now, at call time."""
     connection = connections[alias]
-    nested = in_callers_transaction(connection)
-    quoted = ddl.relation(model).quoted(connection)
-    error: BaseException | None = None
-    with own_transaction(alias) as cursor:
-        lock = acquire(cursor, quoted, wait=wait, max_wait=max_wait)
-        attempt.lock_wait = lock.waited
-        if not lock.acquired:
-            if not wait:
-                return Skipped.BUSY
-            _log_hand_off(model, alias, attempt, trigger, lock)
-            return Skipped.HANDED_OFF
-        if only_if_marked and not has_marks(cursor, model._meta.db_table):
-            return Skipped.CLEAN
-        clock = time.monotonic()
-        oid = incremental.view_oid(cursor, connection, model)
-        problem = database_graph(alias).broken.get(model)
-        if problem is not None:
-            # The stored definition would still refresh, but it may no longer be what the
-            # code declares: fail, so the log and the retries show it until it is fixed.
-            error = RefreshError(
-                f"{problem}. Fix it; ./manage.py check shows it too.",
-                view_name=model._meta.db_table,
-            )
-        elif oid is None:
-            error = RefreshError(
-                f"{model._meta.label}: materialized view {quoted} does not exist; "
-                "run ./manage.py migrate_with_views.",
-                view_name=model._meta.db_table,
-            )
-        else:
-            attempt.mode = choose_mode(model, cursor, oid, concurrently)
-            try:
-                with transaction.atomic(using=alias):
-                    _delete_marks(cursor, model, nested=nested)
-                    for statement, params in _refresh_statements(model, connection, attempt.mode):
-                        cursor.execute(statement, params)
-                    _mark_dependents(cursor, model, alias, refreshed)
-            except DatabaseError as exc:
-                if retry and sqlstate(exc) in RETRYABLE:
-                    raise  # the whole transaction runs again
-                error = exc
-        attempt.duration = time.monotonic() - clock
-        log = write_log(
-            model,
-            alias,
-            started_at=attempt.started_at,
-            lock_wait=timedelta(seconds=attempt.lock_wait),
-            duration=timedelta(seconds=attempt.duration),
-            failed=error is not None,
-            concurrently=attempt.mode.concurrently if attempt.mode else None,
-            reason=attempt.mode.reason if attempt.mode else "",
-            trigger=trigger,
-            error="" if error is None else str(error).strip(),
-        )
-        record_outcome(model, alias, log)
-    return log, error
+    problem = database_graph(alias).broken.get(model)
+    meta = model._meta
+    return [
+        ddl.relation(model).quoted(connection),
+        meta.db_table,
+        meta.label,
+        concurrently,
+        trigger,
+        alias,
+        _dependents(model, alias, refreshed),
+        conf.advisory_lock_namespace(),
+        wait,
+        max_wait,
+        only_if_marked,
+        nested,
+        None,  # retry: per attempt
+        # The stored definition would still refresh, but it may no longer be what the
+        # code declares: fail, so the log and the retries show it until it is fixed.
+        None if problem is None else f"{problem}. Fix it; ./manage.py check shows it too.",
+        meta.app_label,
+        meta.model_name,
+        conf.retry_base(),
+        conf.retry_max(),
+    ]
 
 
-def _delete_marks(cursor: Any, model: ViewModel, *, nested: bool) -> None:
-    """Delete the view's marks. Inside the writer's transaction, its marks are among them:
-    the capture trigger's per-transaction flags of the view's sources are reset too, so the
-    transaction's next write to them marks the view again."""
-    name = model._meta.db_table
-    if not nested:
-        cursor.execute("DELETE FROM live_matview_dirtymark WHERE view_name = %s", [name])
-        return
-    cursor.execute(
-        "WITH covered AS (DELETE FROM live_matview_dirtymark WHERE view_name = %s) "
-        "SELECT count(set_config('live_matview.m' || relid, '', true)) "
-        "FROM live_matview_source WHERE view_name = %s",
-        [name, name],
+_RETRY = 12  # the index of ``retry`` in the arguments
+
+
+def _call(connection: Any, arguments: list[Any], *, nested: bool, retry: bool) -> Any:
+    """Run ``live_matview_refresh()``.
+
+    In a transaction of its own: one round trip in all. In autocommit, two statements
+    sent as one string run as one implicit transaction, committed when the last ends, or
+    rolled back as a whole should one fail; the first sets READ COMMITTED. Inside the
+    caller's transaction: in a savepoint, which keeps it usable should the function
+    itself fail (the lock wait cancelled, the state row refused)."""
+    arguments = list(arguments)
+    arguments[_RETRY] = retry
+    statement = _statement(connection, arguments)
+    if nested:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(statement)
+            return cursor.fetchone()
+    with connection.cursor() as cursor:
+        # No parameters: psycopg 3 then sends the string by the simple protocol, which
+        # allows two statements; its cursor starts at the first result (the SET's).
+        cursor.execute(_READ_COMMITTED + statement)
+        while cursor.description is None and cursor.nextset():
+            pass
+        return cursor.fetchone()
+
+
+def _statement(connection: Any, arguments: list[Any]) -> str:
+    """The call, its values quoted by the driver (no parameters: see ``_call``)."""
+    values = [sql.SQL("{}::text").format(sql.Literal(arguments[0]))]
+    values += [
+        sql.SQL("{}::" + kind).format(sql.Literal(value))
+        for kind, value in zip(_ARGUMENT_TYPES, arguments[1:], strict=True)
+    ]
+    call = sql.SQL("SELECT * FROM {}.live_matview_refresh({})").format(
+        sql.Identifier(conf.schema()), sql.SQL(", ").join(values)
     )
+    return as_string(call, connection)
 
 
-def _refresh_statements(
-    model: ViewModel, connection: Any, mode: RefreshMode
-) -> list[tuple[str, list[Any] | None]]:
-    if not is_incremental(model):
-        return [(ddl.refresh_view(model, connection, concurrently=mode.concurrently), None)]
-    # A full rebuild covers the keys marked before it, too.
-    keymarks = ("DELETE FROM live_matview_keymark WHERE view_name = %s", [model._meta.db_table])
-    return [keymarks, *((s, None) for s in incremental.rebuild_statements(model, connection))]
+def _log_row(model: ViewModel, alias: str, trigger: str, row: Any) -> MaterializedViewRefreshLog:
+    """The log row the function wrote, built from what it returned: no query."""
+    _outcome, log_id, concurrently, reason, error, _code, started, ended, waited, spent = row
+    values = {
+        "id": log_id,
+        "view_name": model._meta.db_table,
+        "database": alias,
+        "started_at": started,
+        "updated_at": ended,
+        "duration": spent,
+        "lock_wait": waited,
+        "failed": _outcome == "failed",
+        "concurrently": concurrently,
+        "reason": reason,
+        "trigger": trigger,
+        "error": error,
+    }
+    return MaterializedViewRefreshLog.from_db(alias, list(values), list(values.values()))
 
 
-def _mark_dependents(
-    cursor: Any, model: ViewModel, alias: str, refreshed: Collection[ViewModel]
-) -> None:
-    """The views that read this one are stale now; marked in the refresh's transaction.
+def _error(model: ViewModel, log: MaterializedViewRefreshLog, code: str | None) -> Exception:
+    """What failed: the REFRESH (a database error, with its SQLSTATE), or the view itself
+    (missing, or not what the code declares: a ``RefreshError``)."""
+    if code is None:
+        return RefreshError(log.error, view_name=model._meta.db_table)
+    error = DatabaseError(log.error)
+    error.sqlstate = code  # type: ignore[attr-defined]
+    return error
+
+
+def _dependents(model: ViewModel, alias: str, refreshed: Collection[ViewModel]) -> list[str]:
+    """The views that read this one are stale once it is refreshed: the function marks
+    them in the refresh's transaction.
 
     Not a view this pass has refreshed already that this one depends on: views that list
     each other in ``refresh_on`` would otherwise mark each other forever."""
     dependents = source_map(alias).dependents
-    children = sorted(
+    return sorted(
         child._meta.db_table
         for child in dependents.get(model, ())
         if not (child in refreshed and model in _reachable(child, dependents))
     )
-    if children:
-        cursor.executemany(
-            "INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
-            "VALUES (%s, %s, now())",
-            [(child, model._meta.db_table) for child in children],
-        )
 
 
 def _reachable(start: ViewModel, edges: dict[ViewModel, set[ViewModel]]) -> set[ViewModel]:
@@ -289,25 +310,6 @@ def _reachable(start: ViewModel, edges: dict[ViewModel, set[ViewModel]]) -> set[
                 seen.add(child)
                 stack.append(child)
     return seen
-
-
-def _log_hand_off(
-    model: ViewModel, alias: str, attempt: _Attempt, trigger: str, lock: Any
-) -> MaterializedViewRefreshLog:
-    holder = f"process {lock.holder}" if lock.holder else "another process"
-    reason = (
-        f"waited {lock.waited:.1f}s for the lock, which {holder} holds: "
-        "handed to the background refresher"
-    )
-    logger.info("%s: %s", model._meta.label, reason)
-    return write_log(
-        model,
-        alias,
-        started_at=attempt.started_at,
-        lock_wait=timedelta(seconds=lock.waited),
-        reason=reason[:255],
-        trigger=trigger,
-    )
 
 
 def _log_failure(

@@ -31,3 +31,13 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.pk}"
+
+
+class Tiny(models.Model):
+    """The source of scenario 3's 100 tiny views (``group`` says which view reads a row)."""
+
+    group = models.IntegerField()
+    value = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"tiny {self.pk}"

@@ -4,13 +4,16 @@
 write to orders dirties both, a write to customers or products one each. Scenario
 7's ``FullAccountTotals`` and ``IncAccountTotals`` run one query over two copies of the
 ledger tables, refreshed fully and by key.
+
+And 100 tiny views over ``Tiny`` (scenario 3's pass over many dirty views, where the
+library's cost per refresh, not the REFRESH, is what is measured).
 """
 
 from django.db import models
 from django.db.models import Count, F, Sum
 
 from benchmarks.project.ledger.models import Account, FullLine, FullSale, IncLine, IncSale
-from benchmarks.project.shop.models import Customer, Order, Product
+from benchmarks.project.shop.models import Customer, Order, Product, Tiny
 from live_matview import MaterializedViewModel
 
 
@@ -96,3 +99,27 @@ class IncAccountTotals(_AccountTotals):
     @staticmethod
     def get_query_from_queryset():
         return _account_totals(IncLine)
+
+
+TINY_VIEWS = 100
+
+
+def _tiny_view(number: int) -> type[MaterializedViewModel]:
+    def query():  # type: ignore[no-untyped-def]
+        return Tiny.objects.filter(group=number).values("id", "value")
+
+    return type(
+        f"Tiny{number:03d}",
+        (MaterializedViewModel,),
+        {
+            "__module__": __name__,
+            "create_pkey_index": True,
+            "refresh_on": [Tiny],
+            "id": models.BigIntegerField(primary_key=True),
+            "value": models.IntegerField(),
+            "get_query_from_queryset": staticmethod(query),
+        },
+    )
+
+
+TINY = [_tiny_view(number) for number in range(TINY_VIEWS)]
