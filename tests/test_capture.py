@@ -336,3 +336,46 @@ def test_capture_trigger_runs_no_subtransaction():
         assert "_pgtrigger_should_ignore" not in source
         assert "EXCEPTION" not in source.upper()
         assert "live_matview_mark" in source
+
+
+@pytest.fixture
+def commit_listener():
+    """The writes the capture stage hands to the refresh stage after each commit."""
+    from live_matview.capture import statements
+
+    seen: list[set[str]] = []
+
+    def listener(alias, tables):
+        seen.append(tables)
+
+    statements.on_writes_committed(listener)
+    try:
+        yield seen
+    finally:
+        statements._listeners.remove(listener)
+
+
+@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
+def test_a_manual_mode_autocommit_save_sends_one_statement_and_hands_on_nothing(
+    customer, commit_listener
+):
+    Order.objects.create(customer=customer, amount=1)  # the source map is read once, cached
+    commit_listener.clear()
+    with CaptureQueriesContext(connection) as queries:
+        Order.objects.create(customer=customer, amount=2)
+    assert [q["sql"][:27] for q in queries.captured_queries] == ['INSERT INTO "testapp_order"']
+    assert commit_listener == []  # nothing in Python on the commit path
+    assert fetch(
+        "SELECT count(*) FROM live_matview_dirtymark WHERE view_name = 'testapp_customertotals'"
+    ) == [(2,)]
+
+
+@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
+def test_a_write_that_dirties_one_non_manual_view_is_handed_on(
+    customer, commit_listener, monkeypatch
+):
+    monkeypatch.setattr(CustomerTotals, "refresh_mode", "on_commit")
+    with capture_refreshes() as refreshes:
+        Order.objects.create(customer=customer, amount=2)
+    assert commit_listener == [{"testapp_order"}]
+    refreshes.assert_refreshed(CustomerTotals)  # BigSpenders, built on it, stays manual

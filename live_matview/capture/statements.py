@@ -172,7 +172,8 @@ def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
     if not connection.in_atomic_block:
         if connection.get_autocommit():  # the statement has committed already
             _insert_marks(connection, _unmarked(sources, hits))
-            _announce(connection.alias, set(hits))
+            if sources.act_on_commit(hits):  # manual views only: nothing more to do
+                _announce(connection.alias, set(hits))
         return  # manual transaction management: nothing to hook the commit on
     record = _current_transaction(connection)
     sids = tuple(connection.savepoint_ids)
