@@ -336,3 +336,115 @@ def test_capture_trigger_runs_no_subtransaction():
         assert "_pgtrigger_should_ignore" not in source
         assert "EXCEPTION" not in source.upper()
         assert "live_matview_mark" in source
+
+
+@pytest.fixture
+def commit_listener():
+    """The writes the capture stage hands to the refresh stage after each commit."""
+    from live_matview.capture import statements
+
+    seen: list[set[str]] = []
+
+    def listener(alias, tables):
+        seen.append(tables)
+
+    statements.on_writes_committed(listener)
+    try:
+        yield seen
+    finally:
+        statements._listeners.remove(listener)
+
+
+@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
+def test_a_manual_mode_autocommit_save_sends_one_statement_and_hands_on_nothing(
+    customer, commit_listener
+):
+    Order.objects.create(customer=customer, amount=1)  # the source map is read once, cached
+    commit_listener.clear()
+    with CaptureQueriesContext(connection) as queries:
+        Order.objects.create(customer=customer, amount=2)
+    assert [q["sql"][:27] for q in queries.captured_queries] == ['INSERT INTO "testapp_order"']
+    assert commit_listener == []  # nothing in Python on the commit path
+    assert fetch(
+        "SELECT count(*) FROM live_matview_dirtymark WHERE view_name = 'testapp_customertotals'"
+    ) == [(2,)]
+
+
+@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
+def test_a_write_that_dirties_one_non_manual_view_is_handed_on(
+    customer, commit_listener, monkeypatch
+):
+    monkeypatch.setattr(CustomerTotals, "refresh_mode", "on_commit")
+    with capture_refreshes() as refreshes:
+        Order.objects.create(customer=customer, amount=2)
+    assert commit_listener == [{"testapp_order"}]
+    refreshes.assert_refreshed(CustomerTotals)  # BigSpenders, built on it, stays manual
+
+
+@pytest.fixture
+def signals_mode():
+    """Signals mode with the database triggers off: only Django captures."""
+    triggers = capture_trigger_names()
+    for table, name in triggers:
+        execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
+    forget_caches()
+    try:
+        with override_settings(LIVE_MATVIEW_CAPTURE="signals"):
+            yield
+    finally:
+        for table, name in triggers:
+            execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
+        forget_caches()
+
+
+def marks_of(view) -> int:
+    return fetch(
+        "SELECT count(*) FROM live_matview_dirtymark WHERE view_name = %s",
+        [view._meta.db_table],
+    )[0][0]
+
+
+@pytest.mark.usefixtures("signals_mode")
+@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
+def test_signals_mode_commits_an_autocommit_write_and_its_marks_together(customer):
+    """One transaction, one commit (one WAL flush): the rows it wrote have the same xmin.
+    Four statements: BEGIN, the marks, the write, COMMIT (the debug log, which Django's
+    execute wrappers run inside, records the write last)."""
+    Order.objects.create(customer=customer, amount=1)  # the source map is read once, cached
+    with CaptureQueriesContext(connection) as queries:
+        order = Order.objects.create(customer=customer, amount=2)
+    statements = [q["sql"][:40] for q in queries.captured_queries]
+    assert len(statements) == 4, statements
+    assert statements.count("BEGIN") == statements.count("COMMIT") == 1
+    assert connection.get_autocommit()
+    assert marks_of(CustomerTotals) == 2
+    (order_xmin,) = fetch("SELECT xmin::text FROM testapp_order WHERE id = %s", [order.pk])[0]
+    mark_xmins = fetch(
+        "SELECT xmin::text FROM live_matview_dirtymark WHERE view_name = %s "
+        "ORDER BY id DESC LIMIT 1",
+        ["testapp_customertotals"],
+    )
+    assert mark_xmins == [(order_xmin,)]
+
+
+@pytest.mark.usefixtures("signals_mode")
+@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
+def test_signals_mode_a_failed_or_empty_autocommit_write_leaves_no_marks(customer):
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        Order.objects.create(customer_id=-1, amount=1)  # no such customer
+    Order.objects.filter(pk=-1).update(amount=3)  # matches nothing
+    assert marks_of(CustomerTotals) == 0
+    assert connection.get_autocommit()
+    Order.objects.create(customer=customer, amount=2)  # the connection is fine
+    assert marks_of(CustomerTotals) == 1
+
+
+@pytest.mark.usefixtures("signals_mode")
+def test_signals_mode_autocommit_write_refreshes_after_its_commit(customer):
+    with capture_refreshes() as refreshes:
+        Order.objects.create(customer=customer, amount=4)
+    refreshes.assert_refreshed(CustomerTotals, BigSpenders)
+    assert totals() == [(customer.pk, 1, 4)]
+    assert marks_of(CustomerTotals) == 0

@@ -63,6 +63,13 @@ class SourceMap:
             found |= self.views_by_table.get(table, set())
         return found
 
+    def act_on_commit(self, tables: set[str] | list[str]) -> bool:
+        """Whether a commit that wrote ``tables`` has anything to refresh or hand on: a
+        view they dirty is not ``manual`` (its own mode, or the setting's, read now). A
+        write that dirties only manual views is done once its marks are written."""
+        default = conf.refresh_mode()
+        return any((view.refresh_mode or default) != "manual" for view in self.views_for(tables))
+
     def readers_of(self, tables: set[str] | list[str]) -> set[ViewModel]:
         found: set[ViewModel] = set()
         for table in tables:

@@ -172,7 +172,8 @@ def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
     if not connection.in_atomic_block:
         if connection.get_autocommit():  # the statement has committed already
             _insert_marks(connection, _unmarked(sources, hits))
-            _announce(connection.alias, set(hits))
+            if sources.act_on_commit(hits):  # manual views only: nothing more to do
+                _announce(connection.alias, set(hits))
         return  # manual transaction management: nothing to hook the commit on
     record = _current_transaction(connection)
     sids = tuple(connection.savepoint_ids)
@@ -204,24 +205,87 @@ def _unmarked(sources: Any, tables: list[str]) -> list[str]:
     return [table for table in tables if table not in sources.triggered]
 
 
-def _insert_marks(connection: Any, tables: list[str]) -> None:
+#: One statement: the marks, and the wake-up the trigger would have sent; their ids back.
+_MARKS = (
+    "WITH marked AS (INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
+    "SELECT name, %s, now() FROM unnest(%s::text[]) AS name RETURNING id) "
+    "SELECT (SELECT array_agg(id) FROM marked), "
+    "(SELECT pg_notify('live_matview', '') FROM (SELECT 1 FROM marked LIMIT 1) AS one)"
+)
+
+
+def _insert_marks(connection: Any, tables: list[str], *, savepoint: bool = True) -> list[int]:
     """The durable marks the trigger would have written, in the writer's transaction."""
     if not tables:
-        return
+        return []
     views = source_map(connection.alias).readers_of(tables)
     if not views:
-        return
+        return []
     names = sorted(view._meta.db_table for view in views)
     source = ",".join(sorted(tables))
+    if not savepoint:
+        with connection.cursor() as cursor:
+            cursor.execute(_MARKS, [source, names])
+            return list(cursor.fetchone()[0] or ())
     # A savepoint: should this fail, the writer's transaction must not be left aborted.
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        # One statement: the marks, and the wake-up the trigger would have sent.
-        cursor.execute(
-            "WITH marked AS (INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
-            "SELECT name, %s, now() FROM unnest(%s::text[]) AS name RETURNING 1) "
-            "SELECT pg_notify('live_matview', '') FROM (SELECT 1 FROM marked LIMIT 1) AS one",
-            [source, names],
-        )
+        cursor.execute(_MARKS, [source, names])
+        return list(cursor.fetchone()[0] or ())
+
+
+class _MarksFailed(Exception):
+    """Marking failed before the write ran: the write runs on its own (see below)."""
+
+
+def _python_marks(connection: Any, sql: str) -> tuple[Any, list[str], list[str]] | None:
+    """(source map, source tables written, those whose marks Python writes) of a write that
+    needs marks from here (signals mode, or a table without the trigger); else None."""
+    tables = written_tables(sql)
+    if not tables:
+        return None
+    sources = source_map(connection.alias)
+    hits = [table for table in tables if table in sources.views_by_table]
+    needed = _unmarked(sources, hits)
+    if not needed or not sources.readers_of(needed):
+        return None
+    return sources, hits, needed
+
+
+def _write_with_marks(
+    execute: Any,
+    sql: str,
+    params: Any,
+    many: bool,
+    context: dict[str, Any],
+    plan: tuple[Any, list[str], list[str]],
+) -> Any:
+    """An autocommit write whose marks come from Python: the marks first, then the write,
+    in one transaction, so that they commit together, with one commit (one WAL flush)
+    instead of two. Should marking fail, the write runs as it would have without the
+    library (logged: the views may stay stale); an error of the write itself rolls back
+    its marks with it and reaches the caller as usual."""
+    connection = context["connection"]
+    sources, hits, needed = plan
+    try:
+        with transaction.atomic(using=connection.alias):
+            try:
+                ids = _insert_marks(connection, needed, savepoint=False)
+            except Exception as exc:
+                raise _MarksFailed from exc
+            result = execute(sql, params, many, context)
+            changed = not _changed_nothing(context.get("cursor"), sql, many)
+            if not changed:  # rare: an UPDATE or DELETE that matched nothing
+                with connection.cursor() as cursor:
+                    cursor.execute("DELETE FROM live_matview_dirtymark WHERE id = ANY(%s)", [ids])
+    except _MarksFailed:
+        logger.exception("live_matview could not record a write; views may stay stale.")
+        return execute(sql, params, many, context)
+    try:
+        if changed and sources.act_on_commit(hits):
+            _announce(connection.alias, set(hits))
+    except Exception:  # noqa: BLE001  (the write has committed: never break it)
+        logger.exception("live_matview could not act on a committed write.")
+    return result
 
 
 def _note_rollback(connection: Any, sql: str) -> None:
@@ -234,12 +298,21 @@ def _note_rollback(connection: Any, sql: str) -> None:
 def capture_statements(
     execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    """The execute wrapper. It looks only after the statement succeeded, and never lets a
+    """The execute wrapper. It looks only after the statement succeeded (but for an
+    autocommit write that Python marks: see ``_write_with_marks``), and never lets a
     problem of its own reach the caller's statement."""
-    result = execute(sql, params, many, context)
     if not isinstance(sql, str):
-        return result
+        return execute(sql, params, many, context)
     connection = context["connection"]
+    if connection.autocommit and not connection.in_atomic_block:
+        try:
+            plan = _python_marks(connection, sql)
+        except Exception:  # noqa: BLE001  (never break the caller's statement)
+            logger.exception("live_matview could not record a write; views may stay stale.")
+            plan = None
+        if plan is not None:
+            return _write_with_marks(execute, sql, params, many, context, plan)
+    result = execute(sql, params, many, context)
     try:
         if sql[:12].lstrip()[:8].upper() == "ROLLBACK":
             _note_rollback(connection, sql)
