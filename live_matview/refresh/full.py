@@ -18,7 +18,7 @@ from ..capture.source_map import source_map
 from ..capture.statements import marks_covered
 from ..exceptions import RefreshError
 from ..models import MaterializedViewRefreshLog
-from ..schema import ddl, introspection
+from ..schema import ddl
 from ..schema.database_graph import database_graph
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
@@ -32,37 +32,9 @@ from .outcome import Skipped
 logger = logging.getLogger("live_matview.refresh")
 
 
-@dataclass(frozen=True)
-class RefreshMode:
-    concurrently: bool
-    reason: str
-
-
-def choose_mode(model: ViewModel, cursor: Any, oid: int, requested: bool | None) -> RefreshMode:
-    """CONCURRENTLY keeps readers going but needs a populated view with a unique index."""
-    if requested is None:
-        requested = model.refresh_concurrently
-    if not introspection.is_populated(cursor, oid):
-        return RefreshMode(False, "not populated yet, so CONCURRENTLY is impossible")
-    if requested is False:
-        return RefreshMode(False, "plain refresh requested")
-    if requested is True:
-        return RefreshMode(True, "CONCURRENTLY requested")
-    if introspection.has_usable_unique_index(cursor, oid):
-        return RefreshMode(True, "populated, with a unique index")
-    return RefreshMode(False, "no unique index usable by CONCURRENTLY")
-
-
 def lock_view(cursor: Any, quoted_name: str, *, wait: bool = True) -> bool:
     """Take the view's transaction-scoped advisory lock (safe behind PgBouncer)."""
     return acquire(cursor, quoted_name, wait=wait).acquired
-
-
-def has_marks(cursor: Any, view_name: str) -> bool:
-    cursor.execute(
-        "SELECT EXISTS (SELECT 1 FROM live_matview_dirtymark WHERE view_name = %s)", [view_name]
-    )
-    return bool(cursor.fetchone()[0])
 
 
 #: Attempts of a refresh in its own transaction that hits a serialization failure or a
@@ -89,7 +61,6 @@ class _Attempt:
     clock: float = 0.0  # time.monotonic() at the start
     lock_wait: float | None = None
     duration: float | None = None
-    mode: RefreshMode | None = None
 
 
 def refresh_view(
@@ -329,8 +300,8 @@ def _log_failure(
                 lock_wait=_delta(attempt.lock_wait),
                 duration=_delta(attempt.duration),
                 failed=True,
-                concurrently=attempt.mode.concurrently if attempt.mode else None,
-                reason=attempt.mode.reason if attempt.mode else "",
+                concurrently=None,  # it failed before choosing a mode
+                reason="",
                 trigger=trigger,
                 error=str(error).strip(),
             )
