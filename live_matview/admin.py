@@ -39,8 +39,22 @@ def _seconds(duration: timedelta) -> str:
     return f"{seconds:.2f} s"
 
 
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows are shown, never added, edited or deleted: views and the log are written by
+    the library only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(MaterializedViewRefreshLog)
-class MaterializedViewRefreshLogAdmin(admin.ModelAdmin):
+class MaterializedViewRefreshLogAdmin(_ReadOnlyAdmin):
     """Every refresh attempt, for reading only: the log is written by refreshes alone."""
 
     # Seven columns beside the filters and the navigation sidebar must fit 1280 px: the
@@ -63,15 +77,6 @@ class MaterializedViewRefreshLogAdmin(admin.ModelAdmin):
         return super().changelist_view(
             request, {"title": _plural(self.model), **(extra_context or {})}
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="took", ordering="duration")
     def took(self, log: MaterializedViewRefreshLog) -> str:
@@ -187,7 +192,7 @@ class ManagedViewAdmin(admin.ModelAdmin):
         refresh_models(self, request, found, queryset.db)
 
 
-class MaterializedViewAdmin(admin.ModelAdmin):
+class MaterializedViewAdmin(_ReadOnlyAdmin):
     """A read-only admin for a view model, with a "Refresh now" action. Register your views
     with it (``admin.site.register(CustomerTotals, MaterializedViewAdmin)``) or subclass it.
 
@@ -200,15 +205,6 @@ class MaterializedViewAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_refresh_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("live_matview.change_managedview"))

@@ -29,6 +29,7 @@ from django.db.models import Model
 
 from .. import conf
 from .._compat import sql
+from ..schema import introspection
 from ..views.declaration import ViewModel
 from ..views.incremental import KeyPath, is_incremental, key_paths
 from ..views.names import RelationName, as_string
@@ -60,17 +61,7 @@ def incremental_sources(views: Iterable[ViewModel]) -> dict[str, list[tuple[View
 
 
 def _qualified(cursor: Any, connection: Any, name: RelationName) -> RelationName:
-    """The name with its schema, as the catalog resolves it now: the trigger runs under
-    the writer's search_path, which may differ."""
-    cursor.execute(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
-        [name.quoted(connection)],
-    )
-    row = cursor.fetchone()
-    if row is None:
-        raise LookupError(f"Table {name} does not exist.")
-    return RelationName(row[1], row[0])
+    return introspection.qualified_relation(cursor, connection, name)[0]
 
 
 class _Writer:

@@ -41,6 +41,7 @@ from .._compat import sql
 from ..views.declaration import ViewModel
 from ..views.incremental import is_incremental
 from ..views.names import RelationName, as_string
+from . import introspection
 from .incremental import by_key_composed, query_view, table, table_shape
 
 PREFIX = "live_matview_refresh_"
@@ -155,23 +156,12 @@ def _function_name(db_table: str, schema: str) -> RelationName:
     return RelationName(f"{PREFIX}{digest}", schema)
 
 
-def _qualified(cursor: Any, connection: Any, name: RelationName) -> tuple[RelationName, int]:
-    """The relation with its schema as the catalog resolves it now, and its oid."""
-    cursor.execute(
-        "SELECT n.nspname, c.relname, c.oid FROM pg_class c JOIN pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
-        [name.quoted(connection)],
-    )
-    row = cursor.fetchone()
-    if row is None:
-        raise LookupError(f"Relation {name} does not exist.")
-    return RelationName(row[1], row[0]), int(row[2])
-
-
 def function_body(cursor: Any, connection: Any, model: ViewModel) -> str:
     """The function's PL/pgSQL body for ``model``, from the catalog as it is now."""
-    stored, oid = _qualified(cursor, connection, table(model))
-    query, _query_oid = _qualified(cursor, connection, query_view(table(model)))
+    stored, oid = introspection.qualified_relation(cursor, connection, table(model))
+    query, _query_oid = introspection.qualified_relation(
+        cursor, connection, query_view(table(model))
+    )
     columns, key_type, _rows = table_shape(cursor, oid, model._meta.pk.column)
     by_key = by_key_composed(
         model, stored, query, columns, sql.SQL("lmv_taken::{}[]").format(sql.SQL(key_type))
@@ -181,7 +171,9 @@ def function_body(cursor: Any, connection: Any, model: ViewModel) -> str:
     )
 
     def library_table(name: str) -> Any:
-        return _qualified(cursor, connection, RelationName(name))[0].identifier()
+        return introspection.qualified_relation(cursor, connection, RelationName(name))[
+            0
+        ].identifier()
 
     parts = {
         "name": sql.Literal(model._meta.db_table),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..views.names import RelationName
+
 Cursor = Any
 
 
@@ -128,3 +130,20 @@ def relation_names(cursor: Cursor, oids: Iterable[int]) -> dict[int, str]:
         return {}
     cursor.execute("SELECT oid, oid::regclass::text FROM pg_class WHERE oid = ANY(%s)", [oid_list])
     return {int(oid): str(name) for oid, name in cursor.fetchall()}
+
+
+def qualified_relation(
+    cursor: Cursor, connection: Any, name: RelationName
+) -> tuple[RelationName, int]:
+    """The relation with its schema, as the catalog resolves it now (under this
+    connection's ``search_path``), and its oid: SQL generated for a trigger or a function
+    must name it so, since it runs under the writer's ``search_path``."""
+    cursor.execute(
+        "SELECT n.nspname, c.relname, c.oid FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+        [name.quoted(connection)],
+    )
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError(f"Relation {name} does not exist.")
+    return RelationName(row[1], row[0]), int(row[2])
