@@ -22,7 +22,7 @@ from django.utils.text import Truncator, capfirst
 from django.utils.translation import ngettext
 
 from .exceptions import LiveMatviewError, RefreshError
-from .models import DirtyMark, ManagedView, MaterializedViewRefreshLog
+from .models import DirtyMark, KeyMark, ManagedView, MaterializedViewRefreshLog
 from .refresh.full import Skipped, refresh_view
 from .schema.database_graph import database_graph
 from .views.declaration import ViewDeclaration, ViewModel
@@ -123,18 +123,22 @@ class ManagedViewAdmin(admin.ModelAdmin):
     actions = ("refresh_now",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ManagedView]:
-        marks = (
-            DirtyMark.objects.filter(view_name=OuterRef("view_name"))
-            .order_by()
-            .values("view_name")
-            .annotate(count=Count("id"))
-            .values("count")
-        )
+        def pending(table: type[DirtyMark] | type[KeyMark], count: Count) -> Coalesce:
+            counts = (
+                table.objects.filter(view_name=OuterRef("view_name"))
+                .order_by()
+                .values("view_name")
+                .annotate(count=count)
+                .values("count")
+            )
+            return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
         return (
             super()
             .get_queryset(request)
             .annotate(
-                marks=Coalesce(Subquery(marks, output_field=IntegerField()), Value(0)),
+                marks=pending(DirtyMark, Count("id")),
+                keys=pending(KeyMark, Count("key", distinct=True)),  # distinct keys waiting
             )
         )
 
@@ -161,8 +165,10 @@ class ManagedViewAdmin(admin.ModelAdmin):
         return f"{view.app_label}.{view.model_name}"
 
     @admin.display(description="pending marks", ordering="marks")
-    def pending_marks(self, view: ManagedView) -> int:
-        return int(getattr(view, "marks", 0))
+    def pending_marks(self, view: ManagedView) -> str:
+        """Marks, and for an incremental view the keys waiting for a by-key refresh."""
+        marks, keys = int(getattr(view, "marks", 0)), int(getattr(view, "keys", 0))
+        return f"{marks} + {keys} keys" if keys else str(marks)
 
     @admin.display(description="refresh log")
     def refreshes(self, view: ManagedView) -> str:

@@ -11,7 +11,7 @@ from django.db import connections
 from django.db.models import Count
 
 from .capture.source_map import source_map
-from .models import DirtyMark, ManagedView, MaterializedViewRefreshLog
+from .models import DirtyMark, KeyMark, ManagedView, MaterializedViewRefreshLog
 from .refresh.passes import mode_of
 from .schema import ddl, incremental
 from .schema.database_graph import database_graph, managed_models
@@ -33,6 +33,7 @@ class ViewStatus:
     #: When ``migrate_with_views`` last built the view (with its data), if no refresh since.
     created_at: datetime | None
     pending_marks: int
+    pending_keys: int  # an incremental view's keys waiting for a by-key refresh
     consecutive_failures: int
     next_retry: datetime | None
     refresh_mode: str
@@ -52,11 +53,14 @@ def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
     models = managed_models(using)
     graph = database_graph(using)
     sources = source_map(using).direct_tables
-    marks = dict(
-        DirtyMark.objects.using(using)
-        .values("view_name")
-        .annotate(n=Count("id"))
-        .values_list("view_name", "n")
+    marks, keys = (
+        dict(
+            table.objects.using(using)
+            .values("view_name")
+            .annotate(n=count)
+            .values_list("view_name", "n")
+        )
+        for table, count in ((DirtyMark, Count("id")), (KeyMark, Count("key", distinct=True)))
     )
     states = {row.view_name: row for row in ManagedView.objects.using(using)}
     latest = _latest_logs(using, [model._meta.db_table for model in models])
@@ -94,6 +98,7 @@ def view_statuses(using: str, *, exact_rows: bool = False) -> list[ViewStatus]:
                     last_failed=log.failed if log else None,
                     created_at=built if built and (log is None or log.updated_at < built) else None,
                     pending_marks=marks.get(name, 0),
+                    pending_keys=keys.get(name, 0),
                     consecutive_failures=state.consecutive_failures if state else 0,
                     next_retry=state.next_retry_at if state else None,
                     refresh_mode=mode_of(model),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import override_settings
@@ -207,3 +209,24 @@ def test_a_switch_between_full_and_incremental_is_a_rebuild(monkeypatch):
     Sale.objects.create(client=Client.objects.get(), amount=4)
     assert logs(ClientTotals)[-1].kind == "by_key"
     assert_fresh()
+
+
+@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
+def test_pending_keys_show_in_the_status_and_the_admin(admin_client):
+    """A manual-mode write leaves key marks; the operator's views count them."""
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    from live_matview.status import view_statuses
+
+    sync_views("default")  # the admin lists the views the sync records (a flush empties them)
+    client = Client.objects.create(name="pending")
+    Sale.objects.create(client=client, amount=1)
+    by_view = {status.view: status for status in view_statuses("default")}
+    assert by_view[ClientTotals._meta.db_table].pending_keys == 1
+    assert by_view[SkuTotals._meta.db_table].pending_keys == 0
+    output = io.StringIO()
+    call_command("live_matview_status", stdout=output)
+    assert "0 + 1 keys" in output.getvalue()
+    page = admin_client.get(reverse("admin:live_matview_managedview_changelist"))
+    assert "0 + 1 keys" in page.content.decode()

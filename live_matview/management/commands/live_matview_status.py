@@ -69,11 +69,18 @@ class Command(BaseCommand):
             last,
             took,
             f"{status.refresh_mode}/{how}" if how else status.refresh_mode,
-            str(status.pending_marks),
+            _pending(status),
             str(status.consecutive_failures),
             _ago(status.next_retry, future=True) if status.next_retry else "",
             ", ".join(status.depends_on + status.sources),
         )
+
+
+def _pending(status: ViewStatus) -> str:
+    """Marks, and for an incremental view the keys waiting for a by-key refresh."""
+    if not status.pending_keys:
+        return str(status.pending_marks)
+    return f"{status.pending_marks} + {status.pending_keys} keys"
 
 
 def _ago(moment: Any, *, future: bool = False) -> str:
