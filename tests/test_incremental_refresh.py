@@ -214,3 +214,36 @@ def test_a_column_type_change_under_the_query_view_migrates():
             execute(alter.format("integer"))
     sync_views()
     assert_fresh()
+
+
+@override_settings(LIVE_MATVIEW_LOCK_WAIT=0.2)
+def test_an_on_commit_writer_hands_a_busy_incremental_view_to_the_background():
+    """SPEC §3: a writer never waits without bound behind another process's refresh, by
+    key as in full: past LIVE_MATVIEW_LOCK_WAIT the attempt rolls back with its marks,
+    says so in the log, and the background refresher takes the view."""
+    from live_matview.models import MaterializedViewRefreshLog
+    from live_matview.testing import wait_for_background_refreshes
+    from tests.helpers import raw_connection
+    from tests.test_faults_refresh import Background
+
+    client = Client.objects.create(name="c")
+    other = raw_connection()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            lock_view(cursor, ddl.relation(ClientTotals).quoted(connection))
+        save = Background(lambda: Sale.objects.create(client=client, amount=5))
+        assert save.done.wait(timeout=60), "the writer waited for the other refresh to end"
+        assert save.error is None
+        handed = MaterializedViewRefreshLog.objects.get(
+            view_name=ClientTotals._meta.db_table, reason__contains="handed"
+        )
+        assert (handed.trigger, handed.failed, handed.kind) == ("on_commit", False, "by_key")
+        assert handed.lock_wait is not None
+        assert KeyMark.objects.filter(view_name=ClientTotals._meta.db_table).exists()
+    finally:
+        other.rollback()
+        other.close()
+    wait_for_background_refreshes()
+    assert_fresh()
+    assert not KeyMark.objects.filter(view_name=ClientTotals._meta.db_table).exists()

@@ -56,7 +56,7 @@ logger = logging.getLogger("live_matview.refresh")
 FULL, BY_KEY = "full", "by_key"
 #: Below this many keys a by-key refresh is cheap whatever the share of the view.
 MIN_KEYS_FOR_REBUILD = 100
-UNDEFINED_TABLE, UNDEFINED_FUNCTION = "42P01", "42883"
+UNDEFINED_TABLE, UNDEFINED_FUNCTION, LOCK_NOT_AVAILABLE = "42P01", "42883", "55P03"
 
 
 def refresh_by_key(
@@ -67,11 +67,15 @@ def refresh_by_key(
     wait: bool = True,
     only_if_marked: bool = True,
     full: bool = False,
+    max_wait: float | None = None,
 ) -> MaterializedViewRefreshLog | Skipped:
     """Bring an incremental view up to date with its marks; the log row, or why not.
 
     ``full=True`` rebuilds it whole (``refresh()``, ``refresh_views``): a whole-view mark
     is written first, in the same transaction, and the function then takes the rebuild.
+    ``max_wait`` bounds the wait for locks in a transaction of its own (an on-commit
+    refresh): past it the attempt rolls back, its marks stay, a log row says so, and the
+    view is returned as ``Skipped.HANDED_OFF`` for the background refresher.
     Raises ``RefreshError`` on failure (logged first), like ``full.refresh_view``.
     """
     alias = using or router.db_for_write(model)
@@ -79,9 +83,18 @@ def refresh_by_key(
     started_at, clock = timezone.now(), time.monotonic()
     try:
         row = _call(
-            model, connection, wait=wait, only_if_marked=only_if_marked, trigger=trigger, full=full
+            model,
+            connection,
+            wait=wait,
+            only_if_marked=only_if_marked,
+            trigger=trigger,
+            full=full,
+            max_wait=max_wait,
         )
     except DatabaseError as exc:
+        if max_wait is not None and sqlstate(exc) == LOCK_NOT_AVAILABLE:
+            _log_hand_off(model, alias, trigger, started_at, time.monotonic() - clock)
+            return Skipped.HANDED_OFF
         raise _failed(model, alias, exc, started_at, time.monotonic() - clock, trigger) from exc
     outcome, kind, reason, keys, log_id, started, ended, state_found = row
     if outcome == "busy":
@@ -119,10 +132,16 @@ def _call(
     only_if_marked: bool,
     trigger: str,
     full: bool = False,
+    max_wait: float | None = None,
 ) -> tuple[Any, ...]:
     """One call of the view's refresh function: its own transaction in autocommit (one
     round trip), else a savepoint of the caller's transaction (or, for a full rebuild,
-    a transaction that first writes the whole-view mark)."""
+    a transaction that first writes the whole-view mark).
+
+    In its own transaction the call is sent with its values quoted by the driver, after
+    ``SET TRANSACTION ISOLATION LEVEL READ COMMITTED`` (each statement of the function then
+    sees what committed before it, the previous lock holder's writes too) and, with
+    ``max_wait``, a ``SET LOCAL lock_timeout``: one string, one implicit transaction."""
     own = connection.get_autocommit() and not connection.in_atomic_block and not full
     children = sorted(
         child._meta.db_table for child in source_map(connection.alias).dependents.get(model, ())
@@ -143,8 +162,15 @@ def _call(
         "(%s, %s, %s, %s, %s, %s::text[], %s, %s, %s)"
     )
     if own:
+        prefix = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+        if wait and max_wait is not None:
+            prefix += f"SET LOCAL lock_timeout = '{max(1, round(max_wait * 1000))}ms'; "
         with connection.cursor() as cursor:
-            cursor.execute(statement, params)
+            # No parameters: psycopg 3 then sends the string by the simple protocol, which
+            # allows several statements; its cursor starts at the first result (a SET's).
+            cursor.execute(prefix + str(connection.ops.compose_sql(statement, params)))
+            while cursor.description is None and cursor.nextset():
+                pass
             return tuple(cursor.fetchone())
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         if full:
@@ -155,6 +181,26 @@ def _call(
             )
         cursor.execute(statement, params)
         return tuple(cursor.fetchone())
+
+
+def _log_hand_off(
+    model: ViewModel, alias: str, trigger: str, started_at: Any, waited: float
+) -> None:
+    """The attempt waited as long as allowed behind another refresh and rolled back."""
+    log = MaterializedViewRefreshLog.objects.using(alias).create(
+        view_name=model._meta.db_table,
+        database=alias,
+        started_at=started_at,
+        lock_wait=timedelta(seconds=waited),
+        duration=None,
+        failed=False,
+        concurrently=None,
+        reason=f"waited {waited:.1f}s for a lock: handed to the background refresher",
+        trigger=trigger,
+        kind=BY_KEY,
+        error="",
+    )
+    logger.info("%s: %s", model._meta.label, log.reason)
 
 
 def _failed(

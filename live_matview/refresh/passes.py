@@ -86,7 +86,12 @@ def refresh_pass(
         try:
             if is_incremental(view):
                 log = refresh_by_key(
-                    view, using=using, trigger=trigger, wait=wait, only_if_marked=True
+                    view,
+                    using=using,
+                    trigger=trigger,
+                    wait=wait,
+                    only_if_marked=True,
+                    max_wait=max_wait,
                 )
             else:
                 log = refresh_view(
