@@ -126,3 +126,37 @@ def _fresh_view_caches():
     from live_matview.processor import forget_caches
 
     forget_caches()
+
+
+@pytest.fixture
+def customer():
+    from tests.testapp.models import Customer
+
+    return Customer.objects.create(name="Ada")
+
+
+@pytest.fixture(params=["triggers", "signals"])
+def capture_mode(request):
+    """Each test in both capture modes: in signals mode the database triggers are switched
+    off, so only Django captures.
+
+    The source map records which tables have an enabled trigger; it is dropped after each
+    switch, as a sync would, so that no test runs on the other mode's map."""
+    from django.test.utils import override_settings
+
+    from live_matview.processor import forget_caches
+    from tests.helpers import capture_trigger_names, execute
+
+    mode = request.param
+    triggers = capture_trigger_names()
+    if mode == "signals":
+        for table, name in triggers:
+            execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
+    forget_caches()
+    try:
+        with override_settings(LIVE_MATVIEW_CAPTURE=mode):
+            yield mode
+    finally:
+        for table, name in triggers:
+            execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
+        forget_caches()

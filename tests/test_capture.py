@@ -29,32 +29,6 @@ from tests.testapp.models import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["triggers", "signals"])
-def capture_mode(request):
-    """In signals mode the database triggers are switched off, so only Django captures.
-
-    The source map records which tables have an enabled trigger; it is dropped after each
-    switch, as a sync would, so that no test runs on the other mode's map."""
-    mode = request.param
-    triggers = capture_trigger_names()
-    if mode == "signals":
-        for table, name in triggers:
-            execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
-        forget_caches()
-    try:
-        with override_settings(LIVE_MATVIEW_CAPTURE=mode):
-            yield mode
-    finally:
-        for table, name in triggers:
-            execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
-        forget_caches()
-
-
-@pytest.fixture
-def customer():
-    return Customer.objects.create(name="Ada")
-
-
 def totals():
     return list(CustomerTotals.objects.values_list("customer_id", "orders", "total"))
 

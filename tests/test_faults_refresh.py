@@ -26,39 +26,15 @@ from live_matview.schema import ddl
 from live_matview.testing import capture_refreshes, wait_for_background_refreshes
 from tests.helpers import (
     assert_fresh,
-    capture_trigger_names,
     execute,
     fetch,
     raw_connection,
     view_differences,
     wait_until,
 )
-from tests.testapp.models import BigSpenders, Customer, CustomerTotals, Order
+from tests.testapp.models import BigSpenders, CustomerTotals, Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(params=["triggers", "signals"])
-def capture_mode(request):
-    """In signals mode the database triggers are switched off, so only Django captures."""
-    mode = request.param
-    triggers = capture_trigger_names()
-    if mode == "signals":
-        for table, name in triggers:
-            execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
-    forget_source_maps()  # which tables have an enabled trigger is part of the map
-    try:
-        with override_settings(LIVE_MATVIEW_CAPTURE=mode):
-            yield mode
-    finally:
-        for table, name in triggers:
-            execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
-        forget_source_maps()
-
-
-@pytest.fixture
-def customer():
-    return Customer.objects.create(name="Ada")
 
 
 def marks(view) -> int:

@@ -33,11 +33,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 FRESH_VIEWS = (CustomerTotals, BigSpenders, ItemSales, OrderItemStats, OrderTagCounts)
 
 
-@pytest.fixture
-def customer():
-    return Customer.objects.create(name="Ada")
-
-
 def test_async_mode_refreshes_in_the_background(customer, monkeypatch):
     monkeypatch.setattr(CustomerTotals, "refresh_mode", "async")
     with capture_refreshes() as refreshes:

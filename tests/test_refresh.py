@@ -15,7 +15,6 @@ from live_matview.signals import refresh_failed, view_refreshed
 from tests.helpers import execute
 from tests.testapp.models import (
     BigSpenders,
-    Customer,
     CustomerTotals,
     Item,
     ItemSales,
@@ -23,11 +22,6 @@ from tests.testapp.models import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def customer():
-    return Customer.objects.create(name="Ada")
 
 
 def test_refresh_makes_the_view_show_the_write(customer):

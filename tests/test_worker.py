@@ -27,6 +27,28 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def migrated_database(server, name: str) -> tuple[str, dict[str, str]]:
+    """A new database on ``server`` (the test's own embedded one), migrated with its views
+    by another process; its URL and the environment that points Django at it."""
+    import psycopg2
+
+    admin = psycopg2.connect(server.uri)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    url = server.uri_for(name)
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate_with_views", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    return url, env
+
+
 def start_worker(*args: str, url: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url or database_url(), "PYTHONUNBUFFERED": "1"}
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
@@ -251,20 +273,7 @@ def test_worker_survives_a_database_restart(server_dir):
     data_dir = server_dir
     server = embedded.start(data_dir)
     try:
-        admin = psycopg2.connect(server.uri)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute("CREATE DATABASE restart_test")
-        admin.close()
-        url = server.uri_for("restart_test")
-        env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-        subprocess.run(
-            [sys.executable, "-m", "django", "migrate_with_views", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            timeout=300,
-        )
+        url, env = migrated_database(server, "restart_test")
 
         def orders_in_view(expected: int) -> bool:
             try:

@@ -3,10 +3,7 @@ under them, in the middle of refreshing a view that has a child view."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from django.db import connection
 
 from live_matview.views.query import view_sql
 from tests.helpers import wait_until
-from tests.test_worker import ROOT, follow, workers
+from tests.test_worker import follow, migrated_database, workers
 from tests.testapp.models import BigSpenders, CustomerTotals
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -81,20 +78,7 @@ def test_workers_survive_the_server_going_away_mid_refresh(data_dir):
 
     server = embedded.start(data_dir)
     try:
-        admin = psycopg2.connect(server.uri)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute("CREATE DATABASE worker_faults")
-        admin.close()
-        url = server.uri_for("worker_faults")
-        env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-        subprocess.run(
-            [sys.executable, "-m", "django", "migrate_with_views", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            timeout=300,
-        )
+        url, env = migrated_database(server, "worker_faults")
         query(url, "INSERT INTO testapp_customer (name) VALUES ('Ada')")
 
         with workers(WORKERS, "--interval", "0.3", url=url) as procs:
