@@ -11,16 +11,8 @@ from django.db import models
 from django.db.models import F
 
 from live_matview import MaterializedViewModel, checks
-from tests.test_checks import check_output, queryset_view
+from tests.test_checks import check_output, isolated, queryset_view  # noqa: F401  (isolated: a fixture)
 from tests.testapp.models import Customer, Order
-
-
-@pytest.fixture
-def isolated():
-    from django.test.utils import isolate_apps
-
-    with isolate_apps("tests.testapp"):
-        yield
 
 
 def passes(monkeypatch, *views) -> str:
