@@ -223,12 +223,7 @@ def _drop_stale(
         identifier = as_string(sql.Identifier(name), connection)
         cursor.execute(f"DROP TRIGGER {identifier} ON {table}")  # regclass text is quoted
         changes.append(f"key capture trigger {name} dropped from {table}")
-    cursor.execute(
-        "SELECT p.oid::regprocedure::text, p.proname FROM pg_proc p "
-        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname LIKE %s",
-        [conf.schema(), PREFIX + "%"],
-    )
-    for signature, name in cursor.fetchall():
+    for signature, name in introspection.functions_named(cursor, conf.schema(), PREFIX):
         if name not in kept_functions:
             cursor.execute(f"DROP FUNCTION {signature}")  # regprocedure text is quoted
             changes.append(f"key capture function {name} dropped")

@@ -20,7 +20,7 @@ from .. import conf
 from ..schema import introspection
 from ..schema.database_graph import database_graph, existing_views
 from ..views.declaration import ViewDeclaration, ViewModel
-from ..views.graph import DependencyGraph
+from ..views.graph import DependencyGraph, reachable
 from ..views.names import RelationName
 from ..views.registry import declared_sources
 from .triggers import TRIGGER_NAME
@@ -146,17 +146,6 @@ def _triggered_tables(cursor: Any) -> set[RelationName]:
     return {RelationName(name, schema) for schema, name in cursor.fetchall()}
 
 
-def _closure(view: ViewModel, dependents: dict[ViewModel, set[ViewModel]]) -> set[ViewModel]:
-    seen: set[ViewModel] = set()
-    stack = [view]
-    while stack:
-        for child in dependents.get(stack.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen
-
-
 def build_source_map(using: str, graph: DependencyGraph | None = None) -> SourceMap:
     connection = connections[using]
     graph = database_graph(using) if graph is None else graph
@@ -174,7 +163,7 @@ def build_source_map(using: str, graph: DependencyGraph | None = None) -> Source
     )
     source_map.triggered = {key for table in triggered for key in table_keys(table)}
     for view, tables in source_map.direct_tables.items():
-        affected = {view} | _closure(view, dependents)
+        affected = {view} | reachable([view], dependents)
         for table in tables:
             for key in table_keys(table):
                 source_map.readers_by_table.setdefault(key, set()).add(view)

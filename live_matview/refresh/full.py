@@ -22,6 +22,7 @@ from ..schema import ddl
 from ..schema.database_graph import database_graph
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
+from ..views.graph import reachable
 from ..views.incremental import is_incremental
 from ..views.names import as_string
 from .by_key import refresh_by_key
@@ -268,19 +269,8 @@ def _dependents(model: ViewModel, alias: str, refreshed: Collection[ViewModel]) 
     return sorted(
         child._meta.db_table
         for child in dependents.get(model, ())
-        if not (child in refreshed and model in _reachable(child, dependents))
+        if not (child in refreshed and model in reachable([child], dependents))
     )
-
-
-def _reachable(start: ViewModel, edges: dict[ViewModel, set[ViewModel]]) -> set[ViewModel]:
-    seen: set[ViewModel] = set()
-    stack = [start]
-    while stack:
-        for child in edges.get(stack.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen
 
 
 def _log_failure(

@@ -20,6 +20,7 @@ from ..exceptions import RefreshError
 from ..models import DirtyMark, KeyMark, ManagedView, MaterializedViewRefreshLog
 from ..schema.database_graph import database_graph, managed_models
 from ..views.declaration import ViewModel
+from ..views.graph import reachable
 from ..views.incremental import is_incremental
 from .by_key import refresh_by_key
 from .full import Skipped, refresh_view
@@ -149,11 +150,4 @@ def with_dependents(using: str, views: set[ViewModel]) -> set[ViewModel]:
     """The views plus every view built on them or listing them in ``refresh_on``: their
     refresh will mark those."""
     found = views | database_graph(using).descendants(views)
-    dependents = source_map(using).dependents
-    stack = list(found)
-    while stack:
-        for child in dependents.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
+    return found | reachable(found, source_map(using).dependents)

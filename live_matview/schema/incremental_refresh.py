@@ -225,12 +225,7 @@ def sync_refresh_functions(cursor: Any, connection: Any, views: Iterable[ViewMod
             f"AS $lmv${body}$lmv$"
         )
         changes.append(f"refresh function for {model._meta.db_table} written")
-    cursor.execute(
-        "SELECT p.oid::regprocedure::text, p.proname FROM pg_proc p "
-        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname LIKE %s",
-        [conf.schema(), PREFIX + "%"],
-    )
-    for signature, name in cursor.fetchall():
+    for signature, name in introspection.functions_named(cursor, conf.schema(), PREFIX):
         if name not in kept:
             cursor.execute(f"DROP FUNCTION {signature}")
             changes.append(f"refresh function {name} dropped")

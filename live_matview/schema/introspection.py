@@ -147,3 +147,15 @@ def qualified_relation(
     if row is None:
         raise LookupError(f"Relation {name} does not exist.")
     return RelationName(row[1], row[0]), int(row[2])
+
+
+def functions_named(cursor: Cursor, schema: str, prefix: str) -> list[tuple[str, str]]:
+    """(signature, name) of the functions in ``schema`` whose name starts with ``prefix``;
+    the signature is ``regprocedure`` text, quoted, ready for ``DROP FUNCTION``."""
+    cursor.execute(
+        "SELECT p.oid::regprocedure::text, p.proname FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = %s AND starts_with(p.proname, %s)",
+        [schema, prefix],
+    )
+    return [(str(signature), str(name)) for signature, name in cursor.fetchall()]

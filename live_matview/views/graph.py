@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..exceptions import DependencyCycleError, ViewDefinitionError
 from .declaration import ViewModel
@@ -91,6 +91,20 @@ def queryset_parents(model: ViewModel, candidates: Iterable[ViewModel]) -> set[V
     return _parents_in(model, _identifiers(model)[0], candidates)
 
 
+def reachable(
+    roots: Iterable[ViewModel], edges: Mapping[ViewModel, Iterable[ViewModel]]
+) -> set[ViewModel]:
+    """Every node reached from ``roots`` along ``edges`` (a root only through a cycle)."""
+    seen: set[ViewModel] = set()
+    stack = list(roots)
+    while stack:
+        for child in edges.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
 class DependencyGraph:
     """Views as nodes, ``parent -> child`` edges where a child reads its parent."""
 
@@ -148,14 +162,7 @@ class DependencyGraph:
 
     def descendants(self, roots: Iterable[ViewModel]) -> set[ViewModel]:
         """Every view that reads one of ``roots``, directly or through other views."""
-        seen: set[ViewModel] = set()
-        stack = list(roots)
-        while stack:
-            for child in self.children.get(stack.pop(), ()):
-                if child not in seen:
-                    seen.add(child)
-                    stack.append(child)
-        return seen
+        return reachable(roots, self.children)
 
     def _find_cycle(self, stuck: set[ViewModel]) -> list[str]:
         start = min(stuck, key=lambda m: m._meta.label_lower)
