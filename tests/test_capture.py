@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 from live_matview.processor import forget_caches
 from live_matview.testing import capture_refreshes
-from tests.helpers import assert_fresh, capture_trigger_names, execute, fetch
+from tests.helpers import assert_fresh, capture_trigger_names, execute, fetch, raw_connection
 from tests.testapp.models import (
     BigSpenders,
     Customer,
@@ -310,6 +310,42 @@ def test_capture_trigger_runs_no_subtransaction():
         assert "_pgtrigger_should_ignore" not in source
         assert "EXCEPTION" not in source.upper()
         assert "live_matview_mark" in source
+
+
+def test_the_capture_trigger_marks_every_autocommit_write_and_each_transaction_once(customer):
+    """The trigger skips its transaction-local flag on a transaction's first statement (an
+    autocommit write, always): every other statement must still mark once per transaction,
+    and a rolled-back savepoint must take its mark and the flag with it."""
+
+    def count():
+        return fetch(
+            "SELECT count(*) FROM live_matview_dirtymark WHERE view_name = 'testapp_customertotals'"
+        )[0][0]
+
+    execute("DELETE FROM live_matview_dirtymark")
+    insert = "INSERT INTO testapp_order (customer_id, amount, created) VALUES (%s, 1, now())"
+    client = raw_connection()  # statement by statement, as any client sends them
+    try:
+        client.autocommit = True
+        with client.cursor() as cursor:
+            cursor.execute(insert, [customer.pk])
+            cursor.execute(insert, [customer.pk])
+            assert count() == 2  # two transactions
+            cursor.execute("BEGIN")
+            for _ in range(5):
+                cursor.execute(insert, [customer.pk])
+            cursor.execute("COMMIT")
+            assert count() == 3  # one more for the five statements
+            cursor.execute("BEGIN")
+            cursor.execute("SAVEPOINT before")
+            cursor.execute(insert, [customer.pk])
+            cursor.execute("ROLLBACK TO SAVEPOINT before")
+            cursor.execute(insert, [customer.pk])
+            cursor.execute(insert, [customer.pk])
+            cursor.execute("COMMIT")
+            assert count() == 4  # the savepoint's mark went, the next write marked again
+    finally:
+        client.close()
 
 
 @pytest.fixture
