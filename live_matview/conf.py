@@ -1,5 +1,9 @@
 """One function per ``LIVE_MATVIEW_*`` setting, read at call time so ``override_settings`` works.
 
+Values are remembered until a ``setting_changed`` signal (``override_settings``, the
+``settings`` fixture) says otherwise: the capture path reads settings on every write, and
+``getattr`` of a setting that is not set costs an exception each time (several µs).
+
 Each default is written here once; docs/settings.md describes them.
 """
 
@@ -10,14 +14,30 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 CAPTURE_MODES = ("triggers", "signals")
 REFRESH_MODES = ("on_commit", "async", "manual")
 ASYNC_BACKENDS = ("thread", "celery")
 
 
+_MISSING, _UNREAD = object(), object()
+_read: dict[str, Any] = {}
+
+
 def _get(name: str, default: Any) -> Any:
-    return getattr(settings, f"LIVE_MATVIEW_{name}", default)
+    value = _read.get(name, _UNREAD)
+    if value is _UNREAD:
+        value = _read[name] = getattr(settings, f"LIVE_MATVIEW_{name}", _MISSING)
+    return default if value is _MISSING else value
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("LIVE_MATVIEW_"):
+        _read.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="live_matview.conf")
 
 
 def capture() -> str:
