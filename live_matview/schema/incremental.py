@@ -113,10 +113,17 @@ def rebuild_statements(model: ViewModel, connection: Any) -> list[str]:
 
 
 def by_key_composed(
-    model: ViewModel, stored: RelationName, query: RelationName, columns: list[str], keys: Any
+    model: ViewModel,
+    stored: RelationName,
+    query: RelationName,
+    columns: list[str],
+    keys: Any,
+    *,
+    one: bool = False,
 ) -> Any:
-    """Recompute the rows of ``keys`` (an SQL expression: an array of the key's type) and
-    replace them in one statement that returns how many rows it changed.
+    """Recompute the rows of ``keys`` (an SQL expression: an array of the key's type, or
+    with ``one`` a single value) and replace them in one statement that returns how many
+    rows it changed.
 
     Keys whose query yields no row lose theirs; the others are upserted, and a row whose
     values did not change is left alone (``*=`` compares the stored images, so any column
@@ -131,9 +138,10 @@ def by_key_composed(
         )
     else:
         on_conflict = sql.SQL("DO NOTHING")
+    match = sql.SQL("= {}" if one else "= ANY({})").format(keys)
     return sql.SQL(
-        "WITH fresh AS MATERIALIZED (SELECT * FROM {query} WHERE {pk} = ANY({keys})), "
-        "gone AS (DELETE FROM {table} AS stored WHERE stored.{pk} = ANY({keys}) "
+        "WITH fresh AS MATERIALIZED (SELECT * FROM {query} WHERE {pk} {match}), "
+        "gone AS (DELETE FROM {table} AS stored WHERE stored.{pk} {match} "
         "AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.{pk} = stored.{pk}) RETURNING 1), "
         "put AS (INSERT INTO {table} AS stored SELECT * FROM fresh "
         "ON CONFLICT ({pk}) {on_conflict} RETURNING 1) "
@@ -142,7 +150,7 @@ def by_key_composed(
         query=query.identifier(),
         table=stored.identifier(),
         pk=pk,
-        keys=keys,
+        match=match,
         on_conflict=on_conflict,
     )
 
