@@ -156,6 +156,26 @@ def test_truncate_rebuilds_fully():
     assert not SkuTotals.objects.exists()
 
 
+def test_a_row_whose_path_is_gone_dirties_the_whole_view():
+    """Lines deleted after their sale, in one transaction (the foreign key is deferred): the
+    lines' client cannot be found any more, so ClientTotals is rebuilt; SkuTotals, keyed on
+    the line itself, is still refreshed by key."""
+    client = Client.objects.create(name="c")
+    sale = Sale.objects.create(client=client, amount=1)
+    SaleLine.objects.create(sale=sale, sku="P", quantity=2)
+    other = raw_connection()
+    try:
+        with other, other.cursor() as cursor:  # one transaction
+            cursor.execute("DELETE FROM incrementalapp_sale WHERE id = %s", [sale.pk])
+            cursor.execute("DELETE FROM incrementalapp_saleline WHERE sale_id = %s", [sale.pk])
+    finally:
+        other.close()
+    refresh_dirty()
+    assert logs(ClientTotals)[-1].kind == "full"
+    assert logs(SkuTotals)[-1].kind == "by_key"
+    assert_fresh()
+
+
 def test_refresh_rebuilds_fully_and_logs_it():
     client = Client.objects.create(name="c")
     Sale.objects.create(client=client, amount=3)

@@ -76,8 +76,9 @@ class _Writer:
         name = RelationName.parse(model._meta.db_table)
         return _qualified(self.cursor, self.connection, name).identifier()
 
-    def keys_from(self, path: KeyPath, rows: str) -> tuple[Any, Any]:
-        """``SELECT key FROM rows ...`` and the condition of a row whose path breaks."""
+    def keys_from(self, path: KeyPath, rows: str) -> Any:
+        """``SELECT key, lost FROM rows ...``: each row's key, and whether its path breaks
+        (a join finds no row where the previous hop has a value)."""
         joins, lost = [], []
         for index, hop in enumerate(path.hops, start=1):
             this, previous = sql.Identifier(f"r{index}"), sql.Identifier(f"r{index - 1}")
@@ -93,14 +94,13 @@ class _Writer:
         head = sql.SQL("FROM {} AS r0").format(sql.Identifier(rows)) + sql.Composed(joins)
         last = sql.Identifier(f"r{len(path.hops)}")
         # JSON text: one spelling of a value whatever the session's DateStyle or TimeZone.
-        select = sql.SQL("SELECT to_jsonb({}.{}) #>> '{{}}' AS key ").format(
-            last, sql.Identifier(path.column)
-        )
-        broken = sql.SQL(" OR ").join(lost) if lost else None
-        return select + head, (
-            sql.SQL("SELECT 1 ") + head + sql.SQL(" WHERE ") + broken
-            if broken is not None
-            else None
+        return (
+            sql.SQL("SELECT to_jsonb({}.{}) #>> '{{}}' AS key, {} AS lost ").format(
+                last,
+                sql.Identifier(path.column),
+                sql.SQL(" OR ").join(lost) if lost else sql.SQL("false"),
+            )
+            + head
         )
 
     def full_mark(self, views: list[ViewModel], source: str) -> Any:
@@ -117,23 +117,23 @@ class _Writer:
     def operation(
         self, entries: list[tuple[ViewModel, KeyPath]], rows: tuple[str, ...], source: str
     ) -> list[Any]:
+        """Per view: its keys recorded and, should a row's path break, a full mark, with
+        one pass over the transition tables (one statement: the trigger runs after every
+        write, and its statements were most of an incremental save's cost)."""
         statements = []
         for view, path in entries:
-            selects = [self.keys_from(path, name) for name in rows]
-            union = sql.SQL(" UNION ").join(select for select, _lost in selects)
+            union = sql.SQL(" UNION ALL ").join(self.keys_from(path, name) for name in rows)
             statements.append(
                 sql.SQL(
-                    "INSERT INTO {} (view_name, key, marked_at) SELECT DISTINCT {}, key, now() "
-                    "FROM ({}) AS changed WHERE key IS NOT NULL;"
-                ).format(self.keymark.identifier(), sql.Literal(view._meta.db_table), union)
+                    "WITH changed AS ({}), recorded AS (INSERT INTO {} (view_name, key, "
+                    "marked_at) SELECT DISTINCT {}, key, now() FROM changed "
+                    "WHERE key IS NOT NULL) "
+                    "SELECT coalesce(bool_or(lost), false) FROM changed INTO lmv_lost;"
+                ).format(union, self.keymark.identifier(), sql.Literal(view._meta.db_table))
             )
-            for _select, lost in selects:
-                if lost is not None:
-                    statements.append(
-                        sql.SQL("IF EXISTS ({}) THEN {} END IF;").format(
-                            lost, self.full_mark([view], source)
-                        )
-                    )
+            statements.append(
+                sql.SQL("IF lmv_lost THEN {} END IF;").format(self.full_mark([view], source))
+            )
         return statements
 
     def body(self, source: str, entries: list[tuple[ViewModel, KeyPath]]) -> str:
@@ -147,7 +147,11 @@ class _Writer:
             )
             text = "\n        ".join(as_string(s, self.connection) for s in statements)
             branches.append(f"IF TG_OP = '{event}' THEN\n        {text}\n    END IF;")
-        return "\nBEGIN\n    " + "\n    ".join([*branches, _NOTIFY]) + "\n    RETURN NULL;\nEND\n"
+        return (
+            "\nDECLARE\n    lmv_lost boolean;\nBEGIN\n    "
+            + "\n    ".join([*branches, _NOTIFY])
+            + "\n    RETURN NULL;\nEND\n"
+        )
 
 
 def function_name(table: RelationName) -> RelationName:
