@@ -17,7 +17,14 @@ from live_matview.schema import ddl
 from live_matview.schema.incremental_refresh import function_name
 from live_matview.signals import view_refreshed
 from tests.helpers import execute, fetch
-from tests.incrementalapp.models import Client, ClientTotals, Sale, SaleLine, SkuTotals
+from tests.incrementalapp.models import (
+    BigClients,
+    Client,
+    ClientTotals,
+    Sale,
+    SaleLine,
+    SkuTotals,
+)
 from tests.test_incremental import assert_fresh, logs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -247,3 +254,57 @@ def test_an_on_commit_writer_hands_a_busy_incremental_view_to_the_background():
     wait_for_background_refreshes()
     assert_fresh()
     assert not KeyMark.objects.filter(view_name=ClientTotals._meta.db_table).exists()
+
+
+# Views that list each other in refresh_on (E023 at start-up, yet a pass must end): each
+# pair is (the view refreshed first in a pass, the incremental view refreshed after it).
+CYCLES = {
+    "two-incremental": (ClientTotals, SkuTotals),
+    "full-then-incremental": (BigClients, SkuTotals),
+}
+
+
+@pytest.fixture(params=sorted(CYCLES))
+def listing_each_other(request, monkeypatch):
+    """The two views of a pair each name the other in ``refresh_on``."""
+    from live_matview.processor import forget_caches
+    from live_matview.views.incremental import is_incremental
+
+    first, then = CYCLES[request.param]
+    for view, other in ((first, then), (then, first)):
+        name = other._meta.label
+        if is_incremental(view):  # a view's entry has no key path: it only orders marks
+            monkeypatch.setattr(view, "refresh_on", {**view.refresh_on, name: "pk"})
+        else:
+            monkeypatch.setattr(view, "refresh_on", [name])
+    forget_caches()
+    yield first, then
+    monkeypatch.undo()
+    forget_caches()
+
+
+def test_a_pass_over_views_listing_each_other_refreshes_each_once(listing_each_other):
+    """The incremental view, refreshed second, must not mark the view the pass refreshed
+    before it: that one would mark it back, and every later pass refresh both again."""
+    from django.db.models import Max
+
+    from live_matview.models import DirtyMark, MaterializedViewRefreshLog
+
+    first, then = listing_each_other
+    client = Client.objects.create(name="c")
+    sale = Sale.objects.create(client=client, amount=1)
+    start = MaterializedViewRefreshLog.objects.aggregate(last=Max("id"))["last"] or 0
+    SaleLine.objects.create(sale=sale, sku="A", quantity=12)  # the on-commit pass
+    names = {view._meta.db_table for view in (ClientTotals, SkuTotals, BigClients)}
+    refreshed = list(
+        MaterializedViewRefreshLog.objects.filter(id__gt=start, view_name__in=names)
+        .order_by("id")
+        .values_list("view_name", flat=True)
+    )
+    assert sorted(refreshed) == sorted(names)  # each once
+    assert refreshed.index(first._meta.db_table) < refreshed.index(then._meta.db_table)
+    assert not DirtyMark.objects.filter(view_name__in=names).exists()
+    assert not KeyMark.objects.filter(view_name__in=names).exists()
+    again = refresh_dirty().refreshed  # the next pass has nothing left of them
+    assert [log.view_name for log in again if log.view_name in names] == []
+    assert_fresh()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,20 @@ class SourceMap:
         write that dirties only manual views is done once its marks are written."""
         default = conf.refresh_mode()
         return any((view.refresh_mode or default) != "manual" for view in self.views_for(tables))
+
+    def children_to_mark(self, view: ViewModel, refreshed: Collection[ViewModel] = ()) -> list[str]:
+        """The views a refresh of ``view`` marks (by ``db_table``): those that read it or
+        list it in ``refresh_on`` are stale once it is refreshed.
+
+        Not one the current pass has ``refreshed`` already that ``view`` depends on: views
+        that list each other in ``refresh_on`` would otherwise mark each other forever,
+        full and by-key refreshes alike."""
+        children = self.dependents.get(view, ())
+        return sorted(
+            child._meta.db_table
+            for child in children
+            if not (child in refreshed and view in reachable([child], self.dependents))
+        )
 
     def readers_of(self, tables: set[str] | list[str]) -> set[ViewModel]:
         found: set[ViewModel] = set()

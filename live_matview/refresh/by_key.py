@@ -12,8 +12,9 @@ overlap: no deadlock, no unique violation, no lost change):
 3. the rows of those keys are recomputed from the view's query and replaced, in one
    later statement, whose snapshot therefore sees every one of those writes. A write that
    commits after step 2 left its mark in place, so it leads to another refresh;
-4. the views built on this one are marked (when a row changed), the log row written and
-   the view's state updated.
+4. the views built on this one are marked (when a row changed; not one the pass has
+   refreshed already that depends on this one, as in a full refresh), the log row
+   written and the view's state updated.
 
 A failure rolls all of it back, marks included, so the view is retried; it is then
 logged here, in a transaction of its own. Readers see the old rows or the new, never a
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +70,7 @@ def refresh_by_key(
     only_if_marked: bool = True,
     full: bool = False,
     max_wait: float | None = None,
+    refreshed: Collection[ViewModel] = (),
 ) -> MaterializedViewRefreshLog | Skipped:
     """Bring an incremental view up to date with its marks; the log row, or why not.
 
@@ -76,6 +79,8 @@ def refresh_by_key(
     ``max_wait`` bounds the wait for locks in a transaction of its own (an on-commit
     refresh): past it the attempt rolls back, its marks stay, a log row says so, and the
     view is returned as ``Skipped.HANDED_OFF`` for the background refresher.
+    ``refreshed`` are the views the current pass has refreshed already: not marked again
+    (see ``SourceMap.children_to_mark``).
     Raises ``RefreshError`` on failure (logged first), like ``full.refresh_view``.
     """
     alias = using or router.db_for_write(model)
@@ -90,6 +95,7 @@ def refresh_by_key(
             trigger=trigger,
             full=full,
             max_wait=max_wait,
+            refreshed=refreshed,
         )
     except DatabaseError as exc:
         if max_wait is not None and sqlstate(exc) == LOCK_NOT_AVAILABLE:
@@ -133,6 +139,7 @@ def _call(
     trigger: str,
     full: bool = False,
     max_wait: float | None = None,
+    refreshed: Collection[ViewModel] = (),
 ) -> tuple[Any, ...]:
     """One call of the view's refresh function: its own transaction in autocommit (one
     round trip), else a savepoint of the caller's transaction (or, for a full rebuild,
@@ -143,9 +150,7 @@ def _call(
     sees what committed before it, the previous lock holder's writes too) and, with
     ``max_wait``, a ``SET LOCAL lock_timeout``: one string, one implicit transaction."""
     own = connection.get_autocommit() and not connection.in_atomic_block and not full
-    children = sorted(
-        child._meta.db_table for child in source_map(connection.alias).dependents.get(model, ())
-    )
+    children = source_map(connection.alias).children_to_mark(model, refreshed)
     params = [
         wait,
         only_if_marked,

@@ -22,7 +22,6 @@ from ..schema import ddl
 from ..schema.database_graph import database_graph
 from ..signals import refresh_failed, view_refreshed
 from ..views.declaration import ViewModel
-from ..views.graph import reachable
 from ..views.incremental import is_incremental
 from ..views.names import as_string
 from .by_key import refresh_by_key
@@ -96,7 +95,13 @@ def refresh_view(
         # Stored as a table that only its refresh function writes: a full rebuild is
         # that function after a whole-view mark (CONCURRENTLY does not apply to it).
         return refresh_by_key(
-            model, using=using, trigger=trigger, wait=wait, only_if_marked=False, full=True
+            model,
+            using=using,
+            trigger=trigger,
+            wait=wait,
+            only_if_marked=False,
+            full=True,
+            refreshed=refreshed,
         )
     alias = using or router.db_for_write(model)
     connection = connections[alias]
@@ -172,7 +177,7 @@ def _arguments(
         concurrently,
         trigger,
         alias,
-        _dependents(model, alias, refreshed),
+        source_map(alias).children_to_mark(model, refreshed),
         conf.advisory_lock_namespace(),
         wait,
         max_wait,
@@ -257,20 +262,6 @@ def _error(model: ViewModel, log: MaterializedViewRefreshLog, code: str | None) 
     error = DatabaseError(log.error)
     error.sqlstate = code  # type: ignore[attr-defined]
     return error
-
-
-def _dependents(model: ViewModel, alias: str, refreshed: Collection[ViewModel]) -> list[str]:
-    """The views that read this one are stale once it is refreshed: the function marks
-    them in the refresh's transaction.
-
-    Not a view this pass has refreshed already that this one depends on: views that list
-    each other in ``refresh_on`` would otherwise mark each other forever."""
-    dependents = source_map(alias).dependents
-    return sorted(
-        child._meta.db_table
-        for child in dependents.get(model, ())
-        if not (child in refreshed and model in reachable([child], dependents))
-    )
 
 
 def _log_failure(

@@ -93,6 +93,7 @@ def refresh_pass(
                     wait=wait,
                     only_if_marked=True,
                     max_wait=max_wait,
+                    refreshed=done,
                 )
             else:
                 log = refresh_view(
