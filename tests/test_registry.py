@@ -34,6 +34,21 @@ def test_order_puts_parents_first_and_is_stable():
     assert graph.descendants([CustomerTotals]) == {BigSpenders}
 
 
+def test_the_order_is_worked_out_once_per_graph(monkeypatch):
+    """Every refresh pass asks for the order of the views it refreshes: the graph sorts
+    itself once (a sort per step of Kahn's algorithm cost ~4 ms a pass with 100 views)."""
+    graph = DependencyGraph.from_querysets(view_models())
+    calls = []
+    real = graph._topological_order
+    monkeypatch.setattr(graph, "_topological_order", lambda: calls.append(1) or real())
+    full = graph.order()
+    assert graph.order([BigSpenders, CustomerTotals]) == [CustomerTotals, BigSpenders]
+    assert graph.order() == full
+    assert calls == [1]
+    unrelated = DependencyGraph(view_models(), [])
+    assert unrelated.order() == sorted(view_models(), key=lambda m: m._meta.label_lower)
+
+
 def test_cycle_is_an_error_naming_the_views():
     graph = DependencyGraph(
         [CustomerTotals, BigSpenders, ItemSales],

@@ -4,6 +4,7 @@ PostgreSQL records)."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 import threading
@@ -119,6 +120,7 @@ class DependencyGraph:
         self.nodes: list[ViewModel] = sorted(set(nodes), key=lambda m: m._meta.label_lower)
         self.children: dict[ViewModel, set[ViewModel]] = {node: set() for node in self.nodes}
         self.parents: dict[ViewModel, set[ViewModel]] = {node: set() for node in self.nodes}
+        self._order: list[ViewModel] | None = None
         for parent, child in edges:
             if parent in self.children and child in self.children and parent is not child:
                 self.children[parent].add(child)
@@ -141,24 +143,31 @@ class DependencyGraph:
         return DependencyGraph(self.nodes, [*existing, *edges], self.broken)
 
     def order(self, subset: Iterable[ViewModel] | None = None) -> list[ViewModel]:
-        """Parents before children (Kahn's algorithm, ties broken by label for stable output)."""
+        """Parents before children (Kahn's algorithm, ties broken by label for stable output).
+
+        Computed once per graph: every refresh pass asks, and a graph never changes."""
+        if self._order is None:
+            self._order = self._topological_order()
+        if subset is None:
+            return list(self._order)
+        wanted = set(subset)
+        return [node for node in self._order if node in wanted]
+
+    def _topological_order(self) -> list[ViewModel]:
         remaining = {node: len(self.parents[node]) for node in self.nodes}
-        ready = [node for node, count in remaining.items() if count == 0]
+        ready = [(node._meta.label_lower, node) for node, count in remaining.items() if not count]
+        heapq.heapify(ready)
         ordered: list[ViewModel] = []
         while ready:
-            ready.sort(key=lambda m: m._meta.label_lower, reverse=True)
-            node = ready.pop()
+            _label, node = heapq.heappop(ready)
             ordered.append(node)
             for child in self.children[node]:
                 remaining[child] -= 1
                 if remaining[child] == 0:
-                    ready.append(child)
+                    heapq.heappush(ready, (child._meta.label_lower, child))
         if len(ordered) != len(self.nodes):
             raise DependencyCycleError(self._find_cycle(set(self.nodes) - set(ordered)))
-        if subset is None:
-            return ordered
-        wanted = set(subset)
-        return [node for node in ordered if node in wanted]
+        return ordered
 
     def descendants(self, roots: Iterable[ViewModel]) -> set[ViewModel]:
         """Every view that reads one of ``roots``, directly or through other views."""
