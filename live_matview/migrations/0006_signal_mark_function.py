@@ -23,9 +23,9 @@ BEGIN
         RETURNING id
     )
     SELECT array_agg(id) INTO ids FROM marked;
-    IF current_setting('live_matview.notify', true) IS DISTINCT FROM 'off' THEN
-        PERFORM pg_notify('live_matview', '');
-    END IF;
+    -- Like every mark Django writes (docs/settings.md), it wakes workers whatever
+    -- live_matview.notify says; only the trigger reads that.
+    PERFORM pg_notify('live_matview', '');
     IF p_report THEN
         RAISE NOTICE 'live_matview_signal_mark ids %', ids;
     END IF;
