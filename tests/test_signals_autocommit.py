@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection
 
 from live_matview._compat import is_psycopg3, runs_statement_strings
 from live_matview.capture import autocommit
+from live_matview.testing import capture_refreshes
 from tests.helpers import execute, fetch
 from tests.testapp.models import CustomerTotals, Order
 
@@ -216,3 +217,13 @@ def test_only_cursors_that_bind_on_the_client_run_statement_strings():
 
     assert runs_statement_strings(psycopg.ClientCursor(connection.connection))
     assert not runs_statement_strings(psycopg.Cursor(connection.connection))
+
+
+def test_on_commit_views_are_refreshed_after_the_one_statement(warm, settings):
+    settings.LIVE_MATVIEW_REFRESH_MODE = "on_commit"
+    with capture_refreshes() as refreshes, sent_to_server() as sent:
+        Order.objects.create(customer=warm, amount=4)
+    assert autocommit.FUNCTION in sent[0]
+    assert any("live_matview_refresh(" in sql for sql in sent[1:])
+    refreshes.assert_refreshed(CustomerTotals)
+    assert fetch("SELECT orders, total::int FROM testapp_customertotals") == [(2, 5)]
