@@ -12,7 +12,7 @@ import logging
 from contextlib import contextmanager
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, connections
 
 from live_matview._compat import is_psycopg3, runs_statement_strings
 from live_matview.capture import autocommit
@@ -33,7 +33,7 @@ def manual_views(settings):
 
 
 @contextmanager
-def sent_to_server():
+def sent_to_server_of(wrapper):
     """The statements that reach the driver's cursor, after the library's wrapper."""
     sent: list[str] = []
 
@@ -41,8 +41,13 @@ def sent_to_server():
         sent.append(sql)
         return execute_(sql, params, many, context)
 
-    with connection.execute_wrapper(record):
+    wrapper.ensure_connection()  # connection_created installs the library's wrapper first
+    with wrapper.execute_wrapper(record):
         yield sent
+
+
+def sent_to_server():
+    return sent_to_server_of(connection)
 
 
 def marks(view: str = "testapp_customertotals") -> list[tuple[str, str]]:
@@ -227,3 +232,24 @@ def test_on_commit_views_are_refreshed_after_the_one_statement(warm, settings):
     assert any("live_matview_refresh(" in sql for sql in sent[1:])
     refreshes.assert_refreshed(CustomerTotals)
     assert fetch("SELECT orders, total::int FROM testapp_customertotals") == [(2, 5)]
+
+
+@pytest.mark.skipif(not is_psycopg3, reason="server_side_binding is a psycopg 3 option")
+def test_server_side_binding_keeps_the_atomic_path(warm):
+    """Prepared statements take one statement each: the marks and the write go in atomic()."""
+    default = connections["default"]
+    options = {**default.settings_dict["OPTIONS"], "server_side_binding": True}
+    bound = type(default)({**default.settings_dict, "OPTIONS": options}, alias="default")
+    try:
+        with sent_to_server_of(bound) as sent, bound.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO testapp_order (customer_id, amount, created) "
+                "VALUES (%s, 3, now()) RETURNING id",
+                [warm.pk],
+            )
+            (pk,) = cursor.fetchone()
+        assert all(autocommit.FUNCTION not in sql for sql in sent)
+        assert fetch("SELECT amount::int FROM testapp_order WHERE id = %s", [pk]) == [(3,)]
+        assert len(marks()) == 1
+    finally:
+        bound.close()
