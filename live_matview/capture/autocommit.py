@@ -140,7 +140,9 @@ def _raised_by_marks(exc: BaseException) -> bool:
 
 def _marked_ids(connection: Any, raw_cursor: Any) -> list[int]:
     """The ids ``live_matview_signal_mark()`` returned: its result on psycopg 3 (the cursor
-    then moves on to the write's), its notice on psycopg 2 (none unless ``p_report``)."""
+    then moves on to the write's), its notice on psycopg 2 (none unless ``p_report``; none
+    either where ``client_min_messages`` hides notices: then the marks of a write that
+    changed nothing stay, a refresh too many, never one too few)."""
     readable, ids = read_first_result(raw_cursor)
     if readable:
         return list(ids or ())
