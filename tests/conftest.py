@@ -160,3 +160,24 @@ def capture_mode(request):
         for table, name in triggers:
             execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
         forget_caches()
+
+
+@pytest.fixture
+def signals_mode():
+    """Signals mode with the database triggers off: only Django captures."""
+    from django.test.utils import override_settings
+
+    from live_matview.processor import forget_caches
+    from tests.helpers import capture_trigger_names, execute
+
+    triggers = capture_trigger_names()
+    for table, name in triggers:
+        execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
+    forget_caches()
+    try:
+        with override_settings(LIVE_MATVIEW_CAPTURE="signals"):
+            yield
+    finally:
+        for table, name in triggers:
+            execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
+        forget_caches()

@@ -11,9 +11,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from live_matview.processor import forget_caches
 from live_matview.testing import capture_refreshes
-from tests.helpers import assert_fresh, capture_trigger_names, execute, fetch, raw_connection
+from tests.helpers import assert_fresh, execute, fetch, raw_connection
 from tests.testapp.models import (
     BigSpenders,
     Customer,
@@ -391,50 +390,11 @@ def test_a_write_that_dirties_one_non_manual_view_is_handed_on(
     refreshes.assert_refreshed(CustomerTotals)  # BigSpenders, built on it, stays manual
 
 
-@pytest.fixture
-def signals_mode():
-    """Signals mode with the database triggers off: only Django captures."""
-    triggers = capture_trigger_names()
-    for table, name in triggers:
-        execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
-    forget_caches()
-    try:
-        with override_settings(LIVE_MATVIEW_CAPTURE="signals"):
-            yield
-    finally:
-        for table, name in triggers:
-            execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
-        forget_caches()
-
-
 def marks_of(view) -> int:
     return fetch(
         "SELECT count(*) FROM live_matview_dirtymark WHERE view_name = %s",
         [view._meta.db_table],
     )[0][0]
-
-
-@pytest.mark.usefixtures("signals_mode")
-@override_settings(LIVE_MATVIEW_REFRESH_MODE="manual")
-def test_signals_mode_commits_an_autocommit_write_and_its_marks_together(customer):
-    """One transaction, one commit (one WAL flush): the rows it wrote have the same xmin.
-    Four statements: BEGIN, the marks, the write, COMMIT (the debug log, which Django's
-    execute wrappers run inside, records the write last)."""
-    Order.objects.create(customer=customer, amount=1)  # the source map is read once, cached
-    with CaptureQueriesContext(connection) as queries:
-        order = Order.objects.create(customer=customer, amount=2)
-    statements = [q["sql"][:40] for q in queries.captured_queries]
-    assert len(statements) == 4, statements
-    assert statements.count("BEGIN") == statements.count("COMMIT") == 1
-    assert connection.get_autocommit()
-    assert marks_of(CustomerTotals) == 2
-    (order_xmin,) = fetch("SELECT xmin::text FROM testapp_order WHERE id = %s", [order.pk])[0]
-    mark_xmins = fetch(
-        "SELECT xmin::text FROM live_matview_dirtymark WHERE view_name = %s "
-        "ORDER BY id DESC LIMIT 1",
-        ["testapp_customertotals"],
-    )
-    assert mark_xmins == [(order_xmin,)]
 
 
 @pytest.mark.usefixtures("signals_mode")

@@ -22,6 +22,8 @@ from typing import Any
 from django.db import transaction
 
 from .. import conf
+from .autocommit import write_with_marks
+from .marks import changed_nothing, insert_marks
 from .source_map import source_map
 
 logger = logging.getLogger("live_matview.capture")
@@ -171,7 +173,7 @@ def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
         return
     if not connection.in_atomic_block:
         if connection.get_autocommit():  # the statement has committed already
-            _insert_marks(connection, _unmarked(sources, hits))
+            insert_marks(connection, _unmarked(sources, hits))
             if sources.act_on_commit(hits):  # manual views only: nothing more to do
                 _announce(connection.alias, set(hits))
         return  # manual transaction management: nothing to hook the commit on
@@ -181,7 +183,7 @@ def _record_writes(connection: Any, tables: tuple[str, ...]) -> None:
     new = [table for table in hits if (sids, table) not in record.marked]
     if not new:
         return
-    _insert_marks(connection, _unmarked(sources, new))
+    insert_marks(connection, _unmarked(sources, new))
     record.marked.update((sids, table) for table in new)
     record.entries.update((sids, table) for table in new)
     transaction.on_commit(record.flush, using=connection.alias)
@@ -203,38 +205,6 @@ def _unmarked(sources: Any, tables: list[str]) -> list[str]:
     if conf.capture() == "signals":
         return tables
     return [table for table in tables if table not in sources.triggered]
-
-
-#: One statement: the marks, and the wake-up the trigger would have sent; their ids back.
-_MARKS = (
-    "WITH marked AS (INSERT INTO live_matview_dirtymark (view_name, source, marked_at) "
-    "SELECT name, %s, now() FROM unnest(%s::text[]) AS name RETURNING id) "
-    "SELECT (SELECT array_agg(id) FROM marked), "
-    "(SELECT pg_notify('live_matview', '') FROM (SELECT 1 FROM marked LIMIT 1) AS one)"
-)
-
-
-def _insert_marks(connection: Any, tables: list[str], *, savepoint: bool = True) -> list[int]:
-    """The durable marks the trigger would have written, in the writer's transaction."""
-    if not tables:
-        return []
-    views = source_map(connection.alias).readers_of(tables)
-    if not views:
-        return []
-    names = sorted(view._meta.db_table for view in views)
-    source = ",".join(sorted(tables))
-    if not savepoint:
-        with connection.cursor() as cursor:
-            cursor.execute(_MARKS, [source, names])
-            return list(cursor.fetchone()[0] or ())
-    # A savepoint: should this fail, the writer's transaction must not be left aborted.
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        cursor.execute(_MARKS, [source, names])
-        return list(cursor.fetchone()[0] or ())
-
-
-class _MarksFailed(Exception):
-    """Marking failed before the write ran: the write runs on its own (see below)."""
 
 
 def _python_marks(connection: Any, sql: str) -> tuple[Any, list[str], list[str]] | None:
@@ -259,27 +229,12 @@ def _write_with_marks(
     context: dict[str, Any],
     plan: tuple[Any, list[str], list[str]],
 ) -> Any:
-    """An autocommit write whose marks come from Python: the marks first, then the write,
-    in one transaction, so that they commit together, with one commit (one WAL flush)
-    instead of two. Should marking fail, the write runs as it would have without the
-    library (logged: the views may stay stale); an error of the write itself rolls back
-    its marks with it and reaches the caller as usual."""
+    """An autocommit write whose marks come from Python: the marks and the write commit
+    together, with one commit (``autocommit.write_with_marks``); then the refresh stage
+    hears of it, as of any other commit."""
     connection = context["connection"]
     sources, hits, needed = plan
-    try:
-        with transaction.atomic(using=connection.alias):
-            try:
-                ids = _insert_marks(connection, needed, savepoint=False)
-            except Exception as exc:
-                raise _MarksFailed from exc
-            result = execute(sql, params, many, context)
-            changed = not _changed_nothing(context.get("cursor"), sql, many)
-            if not changed:  # rare: an UPDATE or DELETE that matched nothing
-                with connection.cursor() as cursor:
-                    cursor.execute("DELETE FROM live_matview_dirtymark WHERE id = ANY(%s)", [ids])
-    except _MarksFailed:
-        logger.exception("live_matview could not record a write; views may stay stale.")
-        return execute(sql, params, many, context)
+    result, changed = write_with_marks(execute, sql, params, many, context, needed)
     try:
         if changed and sources.act_on_commit(hits):
             _announce(connection.alias, set(hits))
@@ -318,19 +273,11 @@ def capture_statements(
             _note_rollback(connection, sql)
         else:
             tables = written_tables(sql)
-            if tables and not _changed_nothing(context.get("cursor"), sql, many):
+            if tables and not changed_nothing(context.get("cursor"), sql, many):
                 _record_writes(connection, tables)
     except Exception:  # noqa: BLE001  (never break the caller's statement)
         logger.exception("live_matview could not record a write; views may stay stale.")
     return result
-
-
-def _changed_nothing(cursor: Any, sql: str, many: bool) -> bool:
-    """An UPDATE or DELETE that matched no row (or an INSERT that conflicted) changed
-    nothing: no refresh for it. TRUNCATE reports no count, so it always counts."""
-    if many or cursor is None or sql.lstrip()[:8].upper() == "TRUNCATE":
-        return False
-    return getattr(cursor, "rowcount", -1) == 0
 
 
 def install(connection: Any) -> None:
